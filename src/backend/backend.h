@@ -1,0 +1,38 @@
+/* backend.h — how a backend offers kernels to the plan compiler: a table indexed by op of
+ * {kernel, workspace size, supports(node)}. An op a backend does not support runs its
+ * float64 reference kernel on converted copies (the plan logs it once). */
+#ifndef KN_BACKEND_H
+#define KN_BACKEND_H
+
+#include "../ops/op_table.h"
+
+typedef struct kn__backend_kernel {
+    kn__kernel_fn fn;
+    kn__workspace_fn workspace;        /* NULL = no scratch */
+    bool (*supports)(const kn_node *n); /* NULL = every float input and the output are f32 */
+} kn__backend_kernel;
+
+/* The CPU backend's entry for op, or NULL when it has no kernel for it. */
+const kn__backend_kernel *kn__cpu_kernel(int op);
+/* True when the CPU entry exists and accepts this node. */
+bool kn__cpu_supports(const kn_node *n);
+
+/* Family registration: each src/backend/cpu/<family>.c fills its ops' entries. */
+typedef void (*kn__cpu_register_fn)(kn__backend_kernel *table);
+void kn__cpu_register_binary(kn__backend_kernel *t);
+void kn__cpu_register_unary(kn__backend_kernel *t);
+void kn__cpu_register_activation(kn__backend_kernel *t);
+void kn__cpu_register_random(kn__backend_kernel *t);
+void kn__cpu_register_softmax(kn__backend_kernel *t);
+void kn__cpu_register_loss(kn__backend_kernel *t);
+void kn__cpu_register_reduce(kn__backend_kernel *t);
+void kn__cpu_register_view(kn__backend_kernel *t);
+void kn__cpu_register_matmul(kn__backend_kernel *t);
+void kn__cpu_register_conv(kn__backend_kernel *t);
+void kn__cpu_register_pool(kn__backend_kernel *t);
+void kn__cpu_register_norm(kn__backend_kernel *t);
+void kn__cpu_register_embedding(kn__backend_kernel *t);
+void kn__cpu_register_shape(kn__backend_kernel *t);
+void kn__cpu_register_optim(kn__backend_kernel *t);
+
+#endif

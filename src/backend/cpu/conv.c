@@ -1,0 +1,7 @@
+/* conv.c — STUB: CPU kernels to be written. */
+#include "../backend.h"
+
+void kn__cpu_register_conv(kn__backend_kernel *t)
+{
+    (void)t;
+}

@@ -1,0 +1,7 @@
+/* norm.c — STUB: CPU kernels to be written. */
+#include "../backend.h"
+
+void kn__cpu_register_norm(kn__backend_kernel *t)
+{
+    (void)t;
+}

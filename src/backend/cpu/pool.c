@@ -1,0 +1,7 @@
+/* pool.c — STUB: CPU kernels to be written. */
+#include "../backend.h"
+
+void kn__cpu_register_pool(kn__backend_kernel *t)
+{
+    (void)t;
+}

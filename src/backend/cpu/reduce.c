@@ -1,0 +1,7 @@
+/* reduce.c — STUB: CPU kernels to be written. */
+#include "../backend.h"
+
+void kn__cpu_register_reduce(kn__backend_kernel *t)
+{
+    (void)t;
+}

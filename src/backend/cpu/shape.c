@@ -1,0 +1,7 @@
+/* shape.c — STUB: CPU kernels to be written. */
+#include "../backend.h"
+
+void kn__cpu_register_shape(kn__backend_kernel *t)
+{
+    (void)t;
+}

@@ -1,0 +1,7 @@
+/* view.c — STUB: CPU kernels to be written. */
+#include "../backend.h"
+
+void kn__cpu_register_view(kn__backend_kernel *t)
+{
+    (void)t;
+}

@@ -1,0 +1,5 @@
+/* matmul.c — STUB: to be written. */
+#include "op_table.h"
+
+const kn__op_info kn__opdef_MATMUL = {0};
+const kn__op_info kn__opdef_LINEAR = {0};

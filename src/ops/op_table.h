@@ -1,0 +1,89 @@
+/* op_table.h — the op enum (from ops.def) and the per-op contract every family implements:
+ * check (shape/dtype/attribute validation and inference), grad (gradient rule built from
+ * other ops), flops, and a float64 reference kernel that is the oracle for faster kernels.
+ *
+ * Kernel contract: every input and the output are contiguous row-major buffers. A backend
+ * kernel sees the nodes' own dtypes. A reference kernel sees EVERY floating buffer (inputs
+ * and output) as float64 whatever the node's dtype says (the plan converts around it);
+ * integer buffers keep their dtype (use kn__index_at). A kernel gets the node (attributes,
+ * shapes) and the pointers in kn__kargs, never allocates, and returns KN_OK or KN_ERR_RANGE
+ * for bad data values (message via kn__kerr). */
+#ifndef KN_OPS_OP_TABLE_H
+#define KN_OPS_OP_TABLE_H
+
+#include "../graph/graph_internal.h"
+
+typedef enum kn_op {
+#define KN_OP(e, name, lo, hi, fl) KN_OP_##e,
+#include "ops.def"
+#undef KN_OP
+    KN_OP_COUNT
+} kn_op;
+
+enum {
+    KN_OPF_LEAF = 1u << 0,
+    KN_OPF_ELEMENTWISE = 1u << 1,
+    KN_OPF_REDUCE = 1u << 2,
+    KN_OPF_ALIAS = 1u << 3,
+    KN_OPF_NONDIFF = 1u << 4,
+    KN_OPF_MUTATES = 1u << 5,
+    KN_OPF_UPDATE = 1u << 6,
+};
+
+typedef struct kn__kargs {
+    const kn_node *node;
+    void *dst;               /* output, node->dtype, contiguous */
+    void *src[KN_MAX_SRC];   /* inputs (writable for MUTATES ops) */
+    void *work;              /* workspace of the size the kernel's workspace() asked for */
+    uint64_t seed;           /* graph seed */
+    uint64_t step;           /* completed runs of the plan before this one */
+    bool training;
+    int threads;
+    char *err;               /* message buffer for KN_ERR_RANGE */
+    size_t err_size;
+} kn__kargs;
+
+typedef kn_status (*kn__kernel_fn)(const kn__kargs *a);
+typedef size_t (*kn__workspace_fn)(const kn_node *n);
+
+typedef struct kn__op_info {
+    /* Validates inputs/attributes of n and fills n->dtype, n->ndim, n->shape. On a bad
+     * call returns kn__fail(g, code, "<op>: <what> <shapes>, <rule>"). */
+    kn_status (*check)(kn_graph *g, kn_node *n);
+    /* Builds dx[i] (same shape and dtype as n->src[i]) for every i with need[i], from dy
+     * (n's shape). Leaves dx[i] NULL for inputs without a gradient. Errors recorded in g. */
+    kn_status (*grad)(kn_graph *g, kn_node *n, kn_node *dy, kn_node **dx, const bool *need);
+    double (*flops)(const kn_node *n);   /* floating-point operations of one run */
+    kn__kernel_fn ref;                   /* float64 reference kernel */
+    kn__workspace_fn ref_workspace;      /* bytes of scratch ref needs (NULL = none) */
+} kn__op_info;
+
+extern const kn__op_info *const kn__op_table[KN_OP_COUNT];
+extern const char *const kn__op_names[KN_OP_COUNT];
+extern const int kn__op_min_src[KN_OP_COUNT];
+extern const int kn__op_max_src[KN_OP_COUNT];
+extern const unsigned kn__op_flags[KN_OP_COUNT];
+
+/* Writes a run-time error message into a->err and returns KN_ERR_RANGE. */
+kn_status kn__kerr(const kn__kargs *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Reads element i of an integer buffer (labels, indices) as int64. */
+static inline int64_t kn__index_at(const void *p, kn_dtype dt, int64_t i)
+{
+    switch (dt) {
+    case KN_I32: return ((const int32_t *)p)[i];
+    case KN_I64: return ((const int64_t *)p)[i];
+    case KN_I8: return ((const int8_t *)p)[i];
+    case KN_U8: return ((const uint8_t *)p)[i];
+    default: return -1;
+    }
+}
+
+/* Common checks for family files. */
+kn_status kn__check_float(kn_graph *g, const kn_node *n, int i);   /* src[i] is a float */
+kn_status kn__check_index(kn_graph *g, const kn_node *n, int i);   /* src[i] is an int */
+kn_status kn__check_same_dtype(kn_graph *g, const kn_node *n);     /* all float srcs alike */
+kn_status kn__check_ndim(kn_graph *g, const kn_node *n, int i, int ndim); /* exact rank */
+double kn__flops_per_elem(const kn_node *n, double per); /* numel(n) · per */
+
+#endif

@@ -1,0 +1,5 @@
+/* reduce.c — STUB: op test rows to be written. */
+#include "op_rows.h"
+
+const op_row kt_rows_reduce[] = {{0}};
+const int kt_n_rows_reduce = 0;

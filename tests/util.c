@@ -1,0 +1,59 @@
+/* util.c — test framework helpers and the out-of-memory injecting allocation hooks. */
+#include "util.h"
+
+#include <math.h>
+#include <stdlib.h>
+
+int kt_failures;
+int kt_checks;
+
+int kt_finish(const char *name)
+{
+    if (kt_failures)
+        fprintf(stderr, "%s: %d of %d checks FAILED\n", name, kt_failures, kt_checks);
+    else
+        printf("%s: all %d checks passed\n", name, kt_checks);
+    return kt_failures ? 1 : 0;
+}
+
+int kt_close(double a, double b, double rtol, double atol)
+{
+    if (isnan(a) || isnan(b))
+        return isnan(a) && isnan(b);
+    return fabs(a - b) <= atol + rtol * fabs(b);
+}
+
+static long oom_fail_at, oom_count, oom_live;
+
+static void *oom_alloc(size_t bytes, size_t align, void *user)
+{
+    (void)user;
+    oom_count++;
+    if (oom_fail_at && oom_count == oom_fail_at)
+        return NULL;
+    void *p = aligned_alloc(align, (bytes + align - 1) / align * align);
+    if (p)
+        oom_live++;
+    return p;
+}
+
+static void oom_free(void *p, void *user)
+{
+    (void)user;
+    if (p)
+        oom_live--;
+    free(p);
+}
+
+void kt_oom_install(long fail_at)
+{
+    oom_fail_at = fail_at;
+    oom_count = 0;
+    oom_live = 0;
+    kn_alloc_hooks h = {oom_alloc, oom_free, NULL};
+    kn_set_alloc_hooks(&h);
+}
+
+void kt_oom_remove(void) { kn_set_alloc_hooks(NULL); }
+long kt_oom_live(void) { return oom_live; }
+long kt_oom_count(void) { return oom_count; }
