@@ -1,10 +1,10 @@
 # kiln — entry point. `make` builds everything into build/ (CLI: build/kiln);
-# `make test` runs the test suite; `make asan` builds and tests under ASan + UBSan.
+# `make test` runs the test suite (normal build, then ASan + UBSan); `make unit` only the first.
 BUILD ?= build
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: all test asan clean deps
+.PHONY: all test unit asan clean deps
 
 all: $(BUILD)/CMakeCache.txt
 	cmake --build $(BUILD) -j $(JOBS)
@@ -12,11 +12,19 @@ all: $(BUILD)/CMakeCache.txt
 $(BUILD)/CMakeCache.txt:
 	cmake -S . -B $(BUILD) $(CMAKE_FLAGS)
 
-test: all
+# The whole suite: the normal build, then the same tests under ASan + UBSan (+ LeakSanitizer).
+test:
+	$(MAKE) unit
+	$(MAKE) asan
+
+unit: all
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 
+ASAN_FLAGS = -DKILN_SANITIZE=ON -DKILN_CUDA=OFF -DCMAKE_BUILD_TYPE=Debug
 asan:
-	$(MAKE) test BUILD=build-asan CMAKE_FLAGS="-DKILN_SANITIZE=ON -DKILN_CUDA=OFF -DCMAKE_BUILD_TYPE=Debug"
+	@test -f build-asan/CMakeCache.txt || cmake -S . -B build-asan $(ASAN_FLAGS)
+	cmake --build build-asan -j $(JOBS)
+	cd build-asan && OMP_NUM_THREADS=2 ctest --output-on-failure -j $(JOBS)
 
 deps:
 	scripts/install-deps.sh

@@ -38,6 +38,18 @@ typedef enum kn_status {
 /* Short constant name of a status ("KN_ERR_SHAPE"); never NULL. */
 const char *kn_status_name(kn_status s);
 
+/* Where functions outside the graph builder (readers, writers, model parser, trainer) put
+ * the reason of a failure: the status and a message naming what is wrong and what to do.
+ * Pass NULL when the message is not wanted. */
+typedef struct kn_error {
+    kn_status status;
+    char msg[1024];
+} kn_error;
+
+/* Records status and a printf-style message into err (if not NULL); returns status. */
+kn_status kn_error_set(kn_error *err, kn_status status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 /* ---- dtypes ------------------------------------------------------------------------- */
 typedef enum kn_dtype {
     KN_F32 = 0,
@@ -77,6 +89,8 @@ typedef struct kn_alloc_hooks {
 
 /* NULL restores the default (aligned_alloc/free). */
 void kn_set_alloc_hooks(const kn_alloc_hooks *hooks);
+/* Frees memory that a kiln function handed to the caller (documented there). NULL is a no-op. */
+void kn_free(void *p);
 
 /* ---- tensors ------------------------------------------------------------------------ */
 typedef struct kn_buffer kn_buffer; /* refcounted, 64-byte aligned storage */

@@ -81,3 +81,5 @@ char *kn__strdup(const char *s)
         memcpy(d, s, n);
     return d;
 }
+
+void kn_free(void *p) { kn__free(p); }

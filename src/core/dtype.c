@@ -1,5 +1,7 @@
 /* dtype.c — status names, dtype properties, f16/bf16 conversion and bulk dtype conversion. */
 #include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "kiln/core.h"
@@ -10,6 +12,18 @@ const char *kn_status_name(kn_status s)
         "KN_OK", "KN_ERR_SHAPE", "KN_ERR_DTYPE", "KN_ERR_ARG", "KN_ERR_OOM", "KN_ERR_DEVICE",
         "KN_ERR_IO", "KN_ERR_FORMAT", "KN_ERR_UNSUPPORTED", "KN_ERR_MISUSE", "KN_ERR_RANGE"};
     return (s >= 0 && s < KN_STATUS_COUNT) ? names[s] : "KN_ERR_?";
+}
+
+kn_status kn_error_set(kn_error *err, kn_status status, const char *fmt, ...)
+{
+    if (err) {
+        err->status = status;
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+        va_end(ap);
+    }
+    return status;
 }
 
 size_t kn_dtype_size(kn_dtype dt)

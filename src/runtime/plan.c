@@ -160,7 +160,7 @@ kn_status kn_plan_compile(kn_plan **out, kn_graph *g, kn_node *const *outputs, i
                 need[g->nodes[id]->src[s]->id] = true;
 
     /* Lay out buffers and pick kernels. */
-    size_t arena = 0, work = 0;
+    size_t arena = 0, copies = 0, work = 0;
     for (int id = 0; id < n_ids; id++) {
         kn_node *n = g->nodes[id];
         unsigned fl = kn__op_flags[n->op];
@@ -193,9 +193,9 @@ kn_status kn_plan_compile(kn_plan **out, kn_graph *g, kn_node *const *outputs, i
                 /* float64 copies of every floating input and of the output */
                 for (int i = 0; i < n->nsrc; i++)
                     if (kn_dtype_is_float(n->src[i]->dtype))
-                        arena += align64((size_t)kn__numel(n->src[i]) * 8 + 1);
+                        copies += align64((size_t)kn__numel(n->src[i]) * 8 + 1);
                 if (kn_dtype_is_float(n->dtype))
-                    arena += align64((size_t)kn__numel(n) * 8 + 1);
+                    copies += align64((size_t)kn__numel(n) * 8 + 1);
             }
         }
         if (!st->fn) {
@@ -206,6 +206,8 @@ kn_status kn_plan_compile(kn_plan **out, kn_graph *g, kn_node *const *outputs, i
             work = ws;
     }
     kn__free(need);
+    size_t copy_off = arena;
+    arena += copies;
     size_t work_off = arena;
     arena += align64(work + 1);
     p->arena_bytes = arena;
@@ -214,11 +216,8 @@ kn_status kn_plan_compile(kn_plan **out, kn_graph *g, kn_node *const *outputs, i
         return compile_fail(p, KN_ERR_OOM, "plan: out of memory for a %zu-byte arena", arena);
     memset(p->arena, 0, arena);
 
-    /* Second pass: fallback copies sit right after the buffers, in step order. */
-    size_t cursor = 0;
-    for (int id = 0; id < n_ids; id++)
-        if (p->offset[id] != SIZE_MAX)
-            cursor = p->offset[id] + align64(kn__nbytes(g->nodes[id]) ? kn__nbytes(g->nodes[id]) : 1);
+    /* Second pass: float64 fallback copies sit after all node buffers, in step order. */
+    size_t cursor = copy_off;
     for (int s = 0; s < p->n_steps; s++) {
         plan_step *st = &p->steps[s];
         kn_node *n = st->node;
