@@ -1,7 +1,7 @@
 /* kiln/plan.h — compile a graph once into an execution plan, then run it many times.
  *
- * Compiling orders the nodes the requested outputs depend on (plus every optimizer update in
- * that set), picks a kernel for each on the chosen backend (an op the backend lacks runs the
+ * Compiling orders the nodes the requested outputs depend on (list optimizer update nodes
+ * among the outputs to have a plan run them), picks a kernel for each on the chosen backend (an op the backend lacks runs the
  * float64 reference kernel through converted copies, logged once), and lays out every
  * intermediate buffer and kernel workspace in one arena allocated at compile time. Running
  * allocates nothing. The graph must outlive its plans; parameters are read from and updated
@@ -25,7 +25,7 @@ typedef enum kn_backend_kind {
 
 typedef struct kn_plan_opts {
     kn_backend_kind backend;
-    bool training; /* batch norm uses batch statistics, dropout drops */
+    bool training; /* batch norm uses batch statistics (and updates running ones), dropout drops */
     int threads;   /* 0 = all cores (OpenMP default) */
 } kn_plan_opts;
 

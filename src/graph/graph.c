@@ -289,7 +289,8 @@ kn_node *kn_graph_param(kn_graph *g, const char *name, kn_dtype dt, int ndim, co
         g->param_cap = cap;
     }
     n->param_offset = g->param_bytes;
-    memset((char *)g->param_data + g->param_bytes, 0, bytes);
+    if (bytes)
+        memset((char *)g->param_data + g->param_bytes, 0, bytes);
     g->param_bytes += bytes;
     if (trainable)
         n->flags |= KN_NODE_TRAINABLE;

@@ -1,5 +1,5 @@
 /* plan.c — compiles a graph into a plan and runs it. Compile: mark the nodes the outputs need
- * (and, for training plans, every optimizer update), keep creation order (topological), pick
+ * (optimizer updates run when they are among the outputs), keep creation order (topological), pick
  * a kernel per node (backend kernel, else the float64 reference on converted copies), lay out
  * all intermediate buffers, conversion copies and one shared workspace in a single arena.
  * Run: refresh parameter addresses if the graph's parameter buffer moved, then call the
@@ -149,10 +149,6 @@ kn_status kn_plan_compile(kn_plan **out, kn_graph *g, kn_node *const *outputs, i
         }
         need[outputs[i]->id] = true;
     }
-    if (p->opts.training)
-        for (int id = 0; id < n_ids; id++)
-            if (kn__op_flags[g->nodes[id]->op] & KN_OPF_UPDATE)
-                need[id] = true;
     /* Creation order is topological, so one backward sweep marks every dependency. */
     for (int id = n_ids - 1; id >= 0; id--)
         if (need[id])
