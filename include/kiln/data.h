@@ -46,12 +46,17 @@ kn_status kn_dataset_load_npy(kn_dataset **out, const char *x_path, const char *
  * integer class; a first line that is not numeric is taken as a header. */
 kn_status kn_dataset_load_csv(kn_dataset **out, const char *path, int label_column, kn_error *err);
 
-/* Opens a data set by name or directory: "fashion-mnist" (the Debian package
- * dataset-fashion-mnist, /usr/share/datasets/fashion-mnist, or $KILN_DATA/fashion-mnist),
- * "mnist", or a directory holding the four MNIST-named IDX files (train-images-idx3-ubyte,
- * train-labels-idx1-ubyte, t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte; plain or .gz)
- * or CIFAR binary batches (data_batch_1..5.bin + test_batch.bin, or train.bin + test.bin
- * for CIFAR-100). A missing data set says how to install or where to put it. */
+/* Opens a data set by name or directory: "fashion-mnist" (searched in $KILN_DATA/fashion-mnist,
+ * then /usr/share/datasets/fashion-mnist, where the Debian package dataset-fashion-mnist puts
+ * it), "mnist", "cifar-10", "cifar-100" (likewise), or a directory holding the four
+ * MNIST-named IDX files (train-images-idx3-ubyte, train-labels-idx1-ubyte,
+ * t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte; plain or .gz), CIFAR binary batches
+ * (data_batch_1..5.bin + test_batch.bin, or train.bin + test.bin for CIFAR-100, also inside
+ * the tarballs' cifar-10-batches-bin/ or cifar-100-binary/), x_train.npy + y_train.npy +
+ * x_test.npy + y_test.npy, or train.csv + test.csv (label in the last column). Names are
+ * "<set>/train" and "<set>/test". test may be NULL (the test split is then not read). A
+ * missing data set fails with KN_ERR_IO saying how to install it or where to put it. Free
+ * both with kn_dataset_free. */
 kn_status kn_dataset_open(const char *spec, kn_dataset **train, kn_dataset **test, kn_error *err);
 
 /* ---- loader ------------------------------------------------------------------------------ */
@@ -62,34 +67,42 @@ typedef struct kn_loader_opts {
     bool shuffle;        /* reshuffle every epoch (seeded by seed and epoch) */
     bool drop_last;      /* skip the last partial batch instead of returning it short */
     uint64_t seed;
-    float scale;         /* x = (raw · scale − mean) / std; u8 images: scale = 1/255 */
+    float scale;         /* x = (raw · scale − mean) / std; u8 images: scale = 1/255; 0 means 1 */
     float mean, std;     /* std 0 means 1 */
-    int crop_pad;        /* > 0: pad by this many pixels and crop randomly back (augmentation) */
-    bool hflip;          /* random horizontal flip (augmentation) */
+    int crop_pad;        /* > 0: pad by this many zero pixels and crop randomly back (augmentation) */
+    bool hflip;          /* random horizontal flip, probability 0.5 (augmentation) */
+                         /* crop and flip need image examples ([C,H,W] or [H,W]); their random
+                          * numbers depend only on (seed, epoch, position in the epoch) */
     bool background;     /* prepare the next batch on a background thread */
 } kn_loader_opts;
 
 typedef struct kn_batch {
-    const float *x;      /* [n, shape...] float32, borrowed until the next kn_loader_next */
+    const float *x;      /* [n, shape...] float32, borrowed until the next kn_loader_next or
+                          * kn_loader_start_epoch (the loader owns two buffers, reused) */
     const int32_t *y;    /* [n] */
     int64_t n;           /* examples in this batch (≤ batch; < batch only for a last partial one) */
     int64_t index;       /* batch number within the epoch */
 } kn_batch;
 
 /* A loader over ds (borrowed: keep it alive) restricted to indices[0..n_indices) (NULL: all
- * examples). */
+ * examples; indices are copied). Fails with KN_ERR_ARG (bad options), KN_ERR_RANGE (an index
+ * outside ds) or KN_ERR_OOM. All buffers are allocated here, none per batch. If the
+ * background thread cannot be started, batches are made in the foreground (same results). */
 kn_status kn_loader_new(kn_loader **out, const kn_dataset *ds, const int64_t *indices, int64_t n_indices,
                         const kn_loader_opts *opts, kn_error *err);
 void kn_loader_free(kn_loader *l); /* stops the background thread; NULL is a no-op */
-/* Starts epoch `epoch` (0-based): the order depends only on (seed, epoch). */
+/* Starts epoch `epoch` (0-based): the order depends only on (seed, epoch). May be called
+ * mid-epoch (the rest of the old epoch is dropped). KN_ERR_ARG for NULL or epoch < 0. */
 kn_status kn_loader_start_epoch(kn_loader *l, int epoch);
-/* The next batch of the epoch; false at the end of the epoch. */
+/* The next batch of the epoch; false at the end of the epoch. Before the first
+ * kn_loader_start_epoch, epoch 0 is started implicitly. */
 bool kn_loader_next(kn_loader *l, kn_batch *b);
 int64_t kn_loader_num_batches(const kn_loader *l); /* batches per epoch */
-int64_t kn_loader_size(const kn_loader *l);        /* examples per epoch */
+int64_t kn_loader_size(const kn_loader *l);        /* examples per epoch (without the dropped tail) */
 
-/* Splits 0..n-1 into a shuffled training part and the last `val` examples of the shuffled
- * order as validation (deterministic for a seed). Free both arrays with kn_free. */
+/* Splits 0..n-1 into a shuffled training part (n - val indices) and the last `val` examples
+ * of the shuffled order as validation (deterministic for a seed). Free both arrays with
+ * kn_free. KN_ERR_ARG unless 0 <= val <= n; KN_ERR_OOM. */
 kn_status kn_split_indices(int64_t n, int64_t val, uint64_t seed, int64_t **train_idx, int64_t **val_idx);
 
 #ifdef __cplusplus

@@ -1,17 +1,19 @@
-/* main.c — the `kiln` command line: dispatches subcommands. Training, evaluation and the
- * rest arrive with their issues; for now: version and info about the build. */
+/* main.c — the `kiln` command line: dispatches to the subcommands (cmd_*.c). */
 #include <stdio.h>
 #include <string.h>
 
-#include "kiln/kiln.h"
+#include "cli.h"
 
 static int usage(FILE *f)
 {
     fprintf(f,
-            "usage: kiln <command> [options]\n"
+            "usage: kiln <command> [options]   (kiln <command> --help for its options)\n"
             "commands:\n"
-            "  version    print the version\n"
-            "  help       this text\n");
+            "  train     train a model on a data set (default: model_b on Fashion-MNIST)\n"
+            "  eval      accuracy, loss and confusion matrix of saved models\n"
+            "  predict   top classes for images or data-set examples\n"
+            "  info      layers, shapes, parameters and FLOPs of a model or checkpoint\n"
+            "  version   print the version\n");
     return f == stderr ? 2 : 0;
 }
 
@@ -19,12 +21,21 @@ int main(int argc, char **argv)
 {
     if (argc < 2)
         return usage(stderr);
-    if (!strcmp(argv[1], "version") || !strcmp(argv[1], "--version")) {
+    const char *c = argv[1];
+    if (!strcmp(c, "train"))
+        return cmd_train(argc, argv);
+    if (!strcmp(c, "eval"))
+        return cmd_eval(argc, argv);
+    if (!strcmp(c, "predict"))
+        return cmd_predict(argc, argv);
+    if (!strcmp(c, "info"))
+        return cmd_info(argc, argv);
+    if (!strcmp(c, "version") || !strcmp(c, "--version")) {
         printf("kiln %s\n", KILN_VERSION);
         return 0;
     }
-    if (!strcmp(argv[1], "help") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))
+    if (!strcmp(c, "help") || !strcmp(c, "--help") || !strcmp(c, "-h"))
         return usage(stdout);
-    fprintf(stderr, "kiln: unknown command '%s' (try 'kiln help')\n", argv[1]);
+    fprintf(stderr, "kiln: unknown command '%s' (try 'kiln help')\n", c);
     return 2;
 }

@@ -1,0 +1,35 @@
+/* session.h — pieces shared by the trainer and inference: the evaluation branch of a graph
+ * (model on an input of a fixed batch, compiled in inference mode) and input normalisation. */
+#ifndef KN_TRAIN_SESSION_H
+#define KN_TRAIN_SESSION_H
+
+#include "kiln/plan.h"
+#include "kiln/train.h"
+
+typedef struct kn__norm {
+    float scale, mean, std; /* x = (raw·scale − mean)/std */
+} kn__norm;
+
+typedef struct kn__eval_branch {
+    kn_node *x, *logits;
+    kn_plan *plan;
+    int64_t batch;
+    int classes;
+    float *probs; /* batch × classes scratch */
+} kn__eval_branch;
+
+/* Builds the model on an input [batch, example shape] in g and compiles an inference plan. */
+kn_status kn__eval_build(kn_graph *g, const kn_model *m, int64_t batch, int threads, kn__eval_branch *b, kn_error *err);
+void kn__eval_free(kn__eval_branch *b);
+/* Evaluates examples idx[0..n) of ds (idx NULL: all). */
+kn_status kn__evaluate(kn__eval_branch *b, const kn_dataset *ds, const int64_t *idx, int64_t n, const kn__norm *nm,
+                       kn_eval_result *res, kn_error *err);
+/* Normalises one raw example (u8 or f32) into dst. */
+void kn__normalize(const void *raw, kn_dtype dt, int64_t size, const kn__norm *nm, float *dst);
+/* Mean and standard deviation of the (scaled) training inputs. */
+void kn__norm_fit(const kn_dataset *ds, kn__norm *nm);
+/* Checks that a data set's example shape matches the model's input. */
+kn_status kn__check_data(const kn_model *m, const kn_dataset *ds, kn_error *err);
+double kn__now(void); /* monotonic seconds */
+
+#endif

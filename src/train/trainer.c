@@ -1,0 +1,498 @@
+/* trainer.c — kn_train: builds the whole training step as one graph (model, softmax
+ * cross-entropy, backward, optional clipping and accumulation, optimizer updates as nodes),
+ * compiles it once per batch size, and runs the epochs: loader → plan → metrics, evaluation
+ * on the validation split, checkpoint, metrics.csv, curves.png and summary.json per epoch.
+ * Not here: the data readers (src/data), the checkpoint format (src/io), plotting (plot.c),
+ * progress text and reports (report.c). */
+#include <errno.h>
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "../core/alloc.h"
+#include "kiln/io.h"
+#include "report.h"
+#include "session.h"
+
+#define MAX_PARAMS 512
+
+typedef struct branch {
+    int64_t batch;
+    kn_node *x, *y, *logits, *loss, *lr, *t;
+    kn_plan *plan;        /* forward + backward + (accumulate) + update */
+    kn_plan *micro;       /* accumulation only (accum > 1) */
+} branch;
+
+typedef struct trainer {
+    const kn_model *m;
+    kn_recipe r;
+    kn_train_opts o;
+    kn_graph *g;
+    kn_node *params[MAX_PARAMS];
+    int n_params;
+    branch full, rem;
+    kn__eval_branch eval;
+    kn__norm norm;
+    int64_t step;          /* optimizer steps done */
+    int64_t micro_count;   /* micro-batches since the last update (accum > 1) */
+    int epoch;             /* epochs finished */
+    int64_t batch_in_epoch;/* batches done in the current epoch (resume point) */
+    kn_epoch_log *logs;
+    int n_logs, cap_logs;
+} trainer;
+
+void kn_train_opts_defaults(kn_train_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    kn_recipe_defaults(&o->recipe);
+    o->seed = 42;
+}
+
+void kn_train_result_free(kn_train_result *r)
+{
+    if (!r)
+        return;
+    kn_eval_result_free(&r->test);
+    kn__free(r->logs);
+    r->logs = NULL;
+}
+
+static kn_status graph_err(trainer *t, kn_error *err, const char *what)
+{
+    if (err && err->status)
+        return err->status;
+    return kn_error_set(err, kn_graph_status(t->g) ? kn_graph_status(t->g) : KN_ERR_OOM, "%s: %s", what,
+                        kn_graph_error(t->g));
+}
+
+/* A frozen state buffer named "<param>.<suffix>", created once and found by later branches. */
+static kn_node *state_of(trainer *t, kn_node *p, const char *suffix)
+{
+    char name[256];
+    snprintf(name, sizeof name, "%s.%s", kn_node_name(p), suffix);
+    kn_node *s = kn_graph_find(t->g, name);
+    if (s)
+        return s;
+    int64_t shape[KN_MAX_DIMS];
+    for (int i = 0; i < kn_node_ndim(p); i++)
+        shape[i] = kn_node_dim(p, i);
+    return kn_graph_param(t->g, name, kn_node_dtype(p), kn_node_ndim(p), shape, false);
+}
+
+/* The optimizer update of one parameter from gradient gr. */
+static kn_node *update(trainer *t, branch *b, kn_node *p, kn_node *gr)
+{
+    const kn_recipe *r = &t->r;
+    if (!strcmp(r->optimizer, "sgd")) {
+        kn_node *buf = r->momentum > 0 ? state_of(t, p, "momentum_buffer") : NULL;
+        return kn_graph_sgd_update(t->g, p, gr, b->lr, buf, r->momentum, r->weight_decay, r->nesterov);
+    }
+    return kn_graph_adam_update(t->g, p, gr, b->lr, b->t, state_of(t, p, "exp_avg"), state_of(t, p, "exp_avg_sq"),
+                                r->beta1, r->beta2, r->eps, r->weight_decay, !strcmp(r->optimizer, "adamw"));
+}
+
+/* Scales gradients so that their global L2 norm is at most clip. */
+static void clip_grads(trainer *t, kn_node **grads)
+{
+    kn_graph *g = t->g;
+    kn_node *sq = NULL;
+    for (int i = 0; i < t->n_params; i++) {
+        kn_node *s = kn_graph_sum(g, kn_graph_mul(g, grads[i], grads[i]), 0, false);
+        sq = sq ? kn_graph_add(g, sq, s) : s;
+    }
+    kn_node *norm = kn_graph_sqrt(g, sq);
+    kn_node *factor = kn_graph_div(g, kn_graph_scalar(g, KN_F32, t->r.clip_norm),
+                                   kn_graph_clamp(g, norm, t->r.clip_norm, INFINITY));
+    for (int i = 0; i < t->n_params; i++)
+        grads[i] = kn_graph_mul(g, grads[i], factor);
+}
+
+static kn_status build_branch(trainer *t, branch *b, int64_t batch, const char *tag, kn_error *err)
+{
+    kn_graph *g = t->g;
+    b->batch = batch;
+    int64_t shape[4] = {batch};
+    int nd = kn_model_input_shape(t->m, shape + 1);
+    char name[64];
+    snprintf(name, sizeof name, "%s.x", tag);
+    b->x = kn_graph_input(g, name, KN_F32, nd + 1, shape);
+    snprintf(name, sizeof name, "%s.y", tag);
+    b->y = kn_graph_input(g, name, KN_I32, 1, shape);
+    snprintf(name, sizeof name, "%s.lr", tag);
+    b->lr = kn_graph_input(g, name, KN_F32, 0, NULL);
+    snprintf(name, sizeof name, "%s.t", tag);
+    b->t = kn_graph_input(g, name, KN_F32, 0, NULL);
+    b->logits = kn_model_build(t->m, g, b->x, err);
+    if (!b->logits)
+        return graph_err(t, err, "building the model");
+    b->loss = kn_graph_softmax_cross_entropy(g, b->logits, b->y);
+    if (!b->loss)
+        return graph_err(t, err, "building the loss");
+    if (!t->n_params)
+        t->n_params = kn_graph_params(g, true, t->params, MAX_PARAMS);
+    if (t->n_params > MAX_PARAMS)
+        return kn_error_set(err, KN_ERR_UNSUPPORTED, "the model has %d parameter tensors; at most %d are supported",
+                            t->n_params, MAX_PARAMS);
+    kn_node *grads[MAX_PARAMS];
+    kn_status st = kn_graph_backward(g, b->loss, t->params, t->n_params, grads);
+    if (st)
+        return graph_err(t, err, "building the backward pass");
+    for (int i = 0; i < t->n_params; i++)
+        if (!grads[i])
+            return kn_error_set(err, KN_ERR_ARG, "parameter %s does not affect the loss", kn_node_name(t->params[i]));
+
+    kn_node *outs[2 * MAX_PARAMS + 2];
+    int n_outs = 0;
+    outs[n_outs++] = b->loss;
+    outs[n_outs++] = b->logits;
+    int accum = t->r.accum > 1 ? t->r.accum : 1;
+    if (accum > 1) {
+        /* acc += g/accum on every micro-batch; the last one then updates from acc and zeroes it */
+        kn_node *inv = kn_graph_scalar(g, KN_F32, -1.0 / accum), *one = kn_graph_scalar(g, KN_F32, 1.0);
+        kn_node *micro_outs[MAX_PARAMS + 2] = {b->loss, b->logits};
+        for (int i = 0; i < t->n_params; i++) {
+            kn_node *acc = state_of(t, t->params[i], "grad_accum");
+            grads[i] = kn_graph_sgd_update(g, acc, grads[i], inv, NULL, 0, 0, false);
+            micro_outs[i + 2] = grads[i];
+        }
+        kn_plan_opts po = {.backend = KN_BACKEND_CPU, .training = true, .threads = t->o.threads};
+        if (kn_graph_status(g))
+            return graph_err(t, err, "building gradient accumulation");
+        st = kn_plan_compile(&b->micro, g, micro_outs, t->n_params + 2, &po);
+        if (st)
+            return kn_error_set(err, st, "compiling the accumulation step: %s", kn_plan_last_error());
+        if (t->r.clip_norm > 0)
+            clip_grads(t, grads);
+        for (int i = 0; i < t->n_params; i++)
+            outs[n_outs++] = update(t, b, t->params[i], grads[i]);
+        for (int i = 0; i < t->n_params; i++) {
+            kn_node *acc = state_of(t, t->params[i], "grad_accum");
+            outs[n_outs++] = kn_graph_sgd_update(g, acc, acc, one, NULL, 0, 0, false); /* acc -= acc */
+        }
+    } else {
+        if (t->r.clip_norm > 0)
+            clip_grads(t, grads);
+        for (int i = 0; i < t->n_params; i++)
+            outs[n_outs++] = update(t, b, t->params[i], grads[i]);
+    }
+    if (kn_graph_status(g))
+        return graph_err(t, err, "building the optimizer");
+    kn_plan_opts po = {.backend = KN_BACKEND_CPU, .training = true, .threads = t->o.threads};
+    st = kn_plan_compile(&b->plan, g, outs, n_outs, &po);
+    if (st)
+        return kn_error_set(err, st, "compiling the training step: %s", kn_plan_last_error());
+    return KN_OK;
+}
+
+/* Learning rate at optimizer step `step` of a run with `steps_per_epoch`. */
+static double schedule_lr(const kn_recipe *r, int64_t step, int64_t steps_per_epoch)
+{
+    double base = r->lr, epoch = (double)step / (double)(steps_per_epoch ? steps_per_epoch : 1);
+    double warm = r->warmup_epochs * (double)steps_per_epoch;
+    if (warm > 0 && (double)step < warm)
+        return base * (double)(step + 1) / warm;
+    if (!strcmp(r->schedule, "step"))
+        return base * pow(r->gamma, floor(epoch / (r->step_size > 0 ? r->step_size : 1)));
+    if (!strcmp(r->schedule, "cosine")) {
+        double total = (double)r->epochs * (double)steps_per_epoch - warm;
+        double prog = total > 0 ? ((double)step - warm) / total : 1;
+        return base * 0.5 * (1 + cos(M_PI * (prog < 1 ? prog : 1)));
+    }
+    return base;
+}
+
+static void set_scalar(kn_plan *p, kn_node *n, float v)
+{
+    float *d = kn_plan_input_data(p, n);
+    if (d)
+        *d = v;
+}
+
+static int64_t steps_per_epoch(const trainer *t, int64_t n_train)
+{
+    int64_t batches = t->r.accum > 1 ? n_train / t->r.batch : (n_train + t->r.batch - 1) / t->r.batch;
+    return t->r.accum > 1 ? batches / t->r.accum : batches;
+}
+
+/* One batch through the branch; returns the loss and adds correct predictions. */
+static kn_status train_batch(trainer *t, branch *b, const kn_batch *bt, int64_t spe, double *loss, int64_t *correct,
+                             kn_error *err)
+{
+    int accum = t->r.accum > 1 ? t->r.accum : 1;
+    bool last_micro = accum == 1 || t->micro_count + 1 == accum;
+    kn_plan *p = last_micro ? b->plan : b->micro;
+    int64_t size = kn_node_numel(b->x) / b->batch;
+    memcpy(kn_plan_input_data(p, b->x), bt->x, (size_t)(bt->n * size) * sizeof(float));
+    memcpy(kn_plan_input_data(p, b->y), bt->y, (size_t)bt->n * sizeof(int32_t));
+    set_scalar(p, b->lr, (float)schedule_lr(&t->r, t->step, spe));
+    set_scalar(p, b->t, (float)(t->step + 1));
+    /* dropout masks follow the global micro-step, so resuming reproduces them */
+    kn_plan_set_step_count(p, (uint64_t)(t->step * accum + t->micro_count));
+    kn_status st = kn_plan_run(p);
+    if (st)
+        return kn_error_set(err, st, "training step %lld: %s", (long long)t->step, kn_plan_error(p));
+    *loss = kn_plan_scalar(p, b->loss);
+    const float *z = kn_plan_data(p, b->logits);
+    int c = (int)kn_node_dim(b->logits, 1);
+    for (int64_t i = 0; i < bt->n; i++) {
+        int best = 0;
+        for (int j = 1; j < c; j++)
+            best = z[i * c + j] > z[i * c + best] ? j : best;
+        *correct += best == bt->y[i];
+    }
+    if (last_micro) {
+        t->step++;
+        t->micro_count = 0;
+    } else {
+        t->micro_count++;
+    }
+    return KN_OK;
+}
+
+static kn_status save_checkpoint(trainer *t, const char *path, kn_error *err)
+{
+    kn_meta meta = {0};
+    char v[64];
+    kn_status st = kn_meta_set(&meta, "kiln.model", kn_model_text(t->m));
+#define META(key, fmt, val)                        \
+    if (!st) {                                     \
+        snprintf(v, sizeof v, fmt, val);           \
+        st = kn_meta_set(&meta, key, v);           \
+    }
+    META("kiln.format", "%s", "kiln-checkpoint-1")
+    META("kiln.epoch", "%d", t->epoch)
+    META("kiln.step", "%lld", (long long)t->step)
+    META("kiln.micro", "%lld", (long long)t->micro_count)
+    META("kiln.batch_in_epoch", "%lld", (long long)t->batch_in_epoch)
+    META("kiln.seed", "%llu", (unsigned long long)t->o.seed)
+    META("kiln.norm_scale", "%.9g", t->norm.scale)
+    META("kiln.norm_mean", "%.9g", t->norm.mean)
+    META("kiln.norm_std", "%.9g", t->norm.std)
+#undef META
+    char *recipe = NULL, *history = NULL;
+    if (!st && kn__recipe_string(&t->r, &recipe) == KN_OK)
+        st = kn_meta_set(&meta, "kiln.recipe", recipe);
+    if (!st && kn__history_string(t->logs, t->n_logs, &history) == KN_OK)
+        st = kn_meta_set(&meta, "kiln.history", history);
+    kn__free(recipe);
+    kn__free(history);
+    if (!st)
+        st = kn_checkpoint_save(t->g, path, &meta, err);
+    else
+        kn_error_set(err, st, "preparing checkpoint metadata");
+    kn_meta_clear(&meta);
+    return st;
+}
+
+static int64_t meta_int(const kn_meta *m, const char *key)
+{
+    const char *v = kn_meta_get(m, key);
+    return v ? strtoll(v, NULL, 10) : 0;
+}
+
+static kn_status resume(trainer *t, kn_error *err)
+{
+    char path[4096];
+    struct stat sb;
+    if (stat(t->o.resume, &sb) == 0 && S_ISDIR(sb.st_mode))
+        snprintf(path, sizeof path, "%s/model.safetensors", t->o.resume);
+    else
+        snprintf(path, sizeof path, "%s", t->o.resume);
+    kn_meta meta = {0};
+    kn_status st = kn_checkpoint_load(t->g, path, false, &meta, err);
+    if (st) {
+        kn_meta_clear(&meta);
+        return st;
+    }
+    const char *text = kn_meta_get(&meta, "kiln.model");
+    if (!text || strcmp(text, kn_model_text(t->m)) != 0)
+        st = kn_error_set(err, KN_ERR_ARG, "%s was trained with a different model description; resume with the same --model",
+                          path);
+    t->epoch = (int)meta_int(&meta, "kiln.epoch");
+    t->step = meta_int(&meta, "kiln.step");
+    t->micro_count = meta_int(&meta, "kiln.micro");
+    t->batch_in_epoch = meta_int(&meta, "kiln.batch_in_epoch");
+    if (!st && (uint64_t)meta_int(&meta, "kiln.seed") != t->o.seed)
+        st = kn_error_set(err, KN_ERR_ARG, "%s was trained with seed %lld; resume with --seed %lld", path,
+                          (long long)meta_int(&meta, "kiln.seed"), (long long)meta_int(&meta, "kiln.seed"));
+    if (!st && kn_meta_get(&meta, "kiln.history"))
+        st = kn__history_parse(kn_meta_get(&meta, "kiln.history"), &t->logs, &t->n_logs, &t->cap_logs);
+    kn_meta_clear(&meta);
+    return st;
+}
+
+static kn_status push_log(trainer *t, const kn_epoch_log *l)
+{
+    if (t->n_logs == t->cap_logs) {
+        int cap = t->cap_logs ? 2 * t->cap_logs : 16;
+        kn_epoch_log *n = kn__realloc(t->logs, (size_t)t->cap_logs * sizeof *n, (size_t)cap * sizeof *n);
+        if (!n)
+            return KN_ERR_OOM;
+        t->logs = n;
+        t->cap_logs = cap;
+    }
+    t->logs[t->n_logs++] = *l;
+    return KN_OK;
+}
+
+static void trainer_free(trainer *t)
+{
+    kn_plan_free(t->full.plan);
+    kn_plan_free(t->full.micro);
+    kn_plan_free(t->rem.plan);
+    kn_plan_free(t->rem.micro);
+    kn__eval_free(&t->eval);
+    kn_graph_free(t->g);
+    kn__free(t->logs);
+}
+
+static kn_status run_epochs(trainer *t, const kn_dataset *train, kn_train_result *res, kn_error *err)
+{
+    const kn_recipe *r = &t->r;
+    int64_t n_val = (int64_t)(r->val_split * (double)train->n);
+    int64_t *tr_idx = NULL, *va_idx = NULL;
+    kn_status st = kn_split_indices(train->n, n_val, t->o.seed, &tr_idx, &va_idx);
+    if (st)
+        return kn_error_set(err, st, "splitting off the validation set");
+    int64_t n_train = train->n - n_val;
+    kn_loader_opts lo = {.batch = r->batch, .shuffle = true, .drop_last = r->accum > 1, .seed = t->o.seed,
+                         .scale = t->norm.scale, .mean = t->norm.mean, .std = t->norm.std, .crop_pad = r->crop_pad,
+                         .hflip = r->hflip, .background = true};
+    kn_loader *ld = NULL;
+    st = kn_loader_new(&ld, train, tr_idx, n_train, &lo, err);
+    int64_t spe = steps_per_epoch(t, n_train);
+    kn__progress pg;
+    kn__progress_init(&pg, t->o.progress);
+    double train_seconds = 0;
+    int64_t train_images = 0;
+    while (!st && t->epoch < r->epochs) {
+        st = kn_loader_start_epoch(ld, t->epoch);
+        double t0 = kn__now(), loss_sum = 0;
+        int64_t correct = 0, seen = 0, nb = kn_loader_num_batches(ld);
+        kn_batch bt;
+        int64_t skip = t->batch_in_epoch;
+        while (!st && kn_loader_next(ld, &bt)) {
+            if (bt.index < skip)
+                continue; /* resuming inside an epoch: the loader reproduces the order */
+            branch *b = bt.n == t->full.batch ? &t->full : &t->rem;
+            double loss = 0;
+            st = train_batch(t, b, &bt, spe, &loss, &correct, err);
+            if (st)
+                break;
+            loss_sum += loss * (double)bt.n;
+            seen += bt.n;
+            t->batch_in_epoch = bt.index + 1;
+            double el = kn__now() - t0;
+            kn__progress_step(&pg, t->epoch + 1, r->epochs, t->batch_in_epoch, nb, loss_sum / (double)seen,
+                              (double)correct / (double)seen, (double)seen / el, el);
+            if (t->o.stop_after_steps > 0 && t->step >= t->o.stop_after_steps && t->micro_count == 0) {
+                train_seconds += kn__now() - t0;
+                res->stopped = true;
+                break;
+            }
+        }
+        if (st || res->stopped)
+            break;
+        double secs = kn__now() - t0;
+        train_seconds += secs;
+        train_images += seen;
+        kn_epoch_log l = {.epoch = t->epoch + 1, .train_loss = seen ? loss_sum / (double)seen : NAN,
+                          .train_acc = seen ? (double)correct / (double)seen : NAN, .val_loss = NAN, .val_acc = NAN,
+                          .images_per_s = secs > 0 ? (double)seen / secs : 0, .seconds = secs,
+                          .lr = schedule_lr(r, t->step ? t->step - 1 : 0, spe)};
+        if (n_val > 0) {
+            kn_eval_result ev;
+            st = kn__evaluate(&t->eval, train, va_idx, n_val, &t->norm, &ev, err);
+            l.val_loss = ev.loss;
+            l.val_acc = ev.accuracy;
+            kn_eval_result_free(&ev);
+            if (st)
+                break;
+        }
+        t->epoch++;
+        t->batch_in_epoch = 0;
+        if (push_log(t, &l)) {
+            st = kn_error_set(err, KN_ERR_OOM, "out of memory for the epoch log");
+            break;
+        }
+        kn__progress_epoch(&pg, &l, r->epochs);
+        if (t->o.out_dir) {
+            st = kn__write_epoch_outputs(t->o.out_dir, t->logs, t->n_logs, err);
+            if (!st) {
+                char path[4096];
+                snprintf(path, sizeof path, "%s/model.safetensors", t->o.out_dir);
+                st = save_checkpoint(t, path, err);
+            }
+        }
+    }
+    if (!st && res->stopped && t->o.out_dir) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/model.safetensors", t->o.out_dir);
+        st = save_checkpoint(t, path, err);
+    }
+    res->seconds = train_seconds;
+    res->train_images_per_s = train_seconds > 0 ? (double)train_images / train_seconds : 0;
+    kn_loader_free(ld);
+    kn_free(tr_idx);
+    kn_free(va_idx);
+    return st;
+}
+
+kn_status kn_train(const kn_model *m, const kn_dataset *train, const kn_dataset *test, const kn_train_opts *opts,
+                   kn_train_result *res_out, kn_error *err)
+{
+    kn_train_result local, *res = res_out ? res_out : &local;
+    memset(res, 0, sizeof *res);
+    if (!m || !train || !opts)
+        return kn_error_set(err, KN_ERR_ARG, "kn_train: NULL model, data or options");
+    kn_status st = kn__check_data(m, train, err);
+    if (!st && test)
+        st = kn__check_data(m, test, err);
+    if (st)
+        return st;
+    trainer t = {.m = m, .r = opts->recipe, .o = *opts};
+    if (t.r.batch < 1 || t.r.epochs < 0 || t.r.lr <= 0)
+        return kn_error_set(err, KN_ERR_ARG, "bad recipe: batch %d, epochs %d, lr %g", t.r.batch, t.r.epochs, t.r.lr);
+    if (opts->threads > 0)
+        omp_set_num_threads(opts->threads);
+    if (opts->out_dir && mkdir(opts->out_dir, 0777) != 0 && errno != EEXIST)
+        return kn_error_set(err, KN_ERR_IO, "cannot create the output directory %s: %s", opts->out_dir, strerror(errno));
+    t.g = kn_graph_new();
+    if (!t.g)
+        return kn_error_set(err, KN_ERR_OOM, "out of memory");
+    kn_graph_set_seed(t.g, opts->seed);
+    kn__norm_fit(train, &t.norm);
+    int64_t n_val = (int64_t)(t.r.val_split * (double)train->n), n_train = train->n - n_val;
+    if (n_train < 1)
+        st = kn_error_set(err, KN_ERR_ARG, "no training examples left after the validation split");
+    int64_t full = n_train < t.r.batch ? n_train : t.r.batch;
+    if (!st)
+        st = build_branch(&t, &t.full, full, "train", err);
+    int64_t rem = t.r.accum > 1 ? 0 : n_train % full;
+    if (!st && rem)
+        st = build_branch(&t, &t.rem, rem, "train_last", err);
+    if (!st)
+        st = kn__eval_build(t.g, m, opts->eval_batch > 0 ? opts->eval_batch : 1000, opts->threads, &t.eval, err);
+    if (!st && opts->resume)
+        st = resume(&t, err);
+    if (!st)
+        st = run_epochs(&t, train, res, err);
+    if (!st && !res->stopped && test)
+        st = kn__evaluate(&t.eval, test, NULL, test->n, &t.norm, &res->test, err);
+    res->epochs_done = t.epoch;
+    res->steps = t.step;
+    if (!st && opts->out_dir && !res->stopped)
+        st = kn__write_summary(opts->out_dir, res, t.logs, t.n_logs, test ? &res->test : NULL, err);
+    if (!st) {
+        res->n_logs = t.n_logs;
+        res->logs = t.logs;
+        t.logs = NULL;
+    }
+    trainer_free(&t);
+    if (res == &local)
+        kn_train_result_free(&local);
+    return st;
+}

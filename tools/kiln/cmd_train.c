@@ -1,0 +1,168 @@
+/* cmd_train.c — `kiln train`: the main job. Reads a model (file or built-in example) and a
+ * data set, trains with the model's recipe overridden by command-line options, prints
+ * progress, test accuracy and the confusion matrix, and writes the run directory. */
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cli.h"
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: kiln train [--model FILE|NAME] [--data fashion-mnist|mnist|DIR] [options]\n"
+            "  --model M          model description file, or a built-in example (");
+    cli_list_builtin(f);
+    fprintf(f,
+            "); default model_b\n"
+            "  --data D           data set (default fashion-mnist)\n"
+            "  --out DIR          where to write model.safetensors, metrics.csv, curves.png, summary.json\n"
+            "                     (default runs/<model name>)\n"
+            "  --epochs N --batch N --lr X --optimizer sgd|adam|adamw --momentum X --nesterov\n"
+            "  --weight-decay X --schedule constant|step|cosine --warmup EPOCHS --step-size N --gamma X\n"
+            "  --clip NORM --accum N --crop PAD --flip --no-augment --val-split FRACTION\n"
+            "                     override the model's recipe (see docs/model-format.md)\n"
+            "  --seed N           random seed (default 42)\n"
+            "  --threads N        CPU threads (default: all cores)\n"
+            "  --resume DIR       continue the run saved in DIR (same model, data and seed)\n"
+            "  --stop-after-steps N  save and stop after N optimizer steps (resume later)\n"
+            "  --quiet            no progress output\n");
+}
+
+/* Maps a command-line option to a recipe key (same keys as the model file's `train` lines). */
+static const char *recipe_key(const char *opt)
+{
+    static const char *map[][2] = {{"--epochs", "epochs"},     {"--batch", "batch"},   {"--lr", "lr"},
+                                   {"--optimizer", "optimizer"}, {"--momentum", "momentum"},
+                                   {"--weight-decay", "weight_decay"}, {"--schedule", "schedule"},
+                                   {"--warmup", "warmup"},     {"--step-size", "step_size"}, {"--gamma", "gamma"},
+                                   {"--clip", "clip"},         {"--accum", "accum"},   {"--crop", "crop"},
+                                   {"--val-split", "val_split"}};
+    for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
+        if (!strcmp(map[i][0], opt))
+            return map[i][1];
+    return NULL;
+}
+
+int cmd_train(int argc, char **argv)
+{
+    const char *model_spec = "model_b", *data = "fashion-mnist", *out = NULL;
+    kn_train_opts o;
+    kn_train_opts_defaults(&o);
+    o.progress = true;
+    /* recipe overrides are applied after the model's own recipe: remember them */
+    const char *keys[64], *vals[64];
+    int n_over = 0;
+    for (int i = 2; i < argc; i++) {
+        const char *v = NULL;
+        int r;
+        if (cli_flag(argv, i, "--help") || cli_flag(argv, i, "-h")) {
+            usage(stdout);
+            return 0;
+        } else if ((r = cli_opt(argc, argv, &i, "--model", &v))) {
+            model_spec = v;
+        } else if ((r = cli_opt(argc, argv, &i, "--data", &v))) {
+            data = v;
+        } else if ((r = cli_opt(argc, argv, &i, "--out", &v))) {
+            out = v;
+        } else if ((r = cli_opt(argc, argv, &i, "--resume", &v))) {
+            o.resume = v;
+        } else if ((r = cli_opt(argc, argv, &i, "--seed", &v))) {
+            long long s;
+            if (!cli_int("train", "--seed", v, 0, (long long)1 << 62, &s))
+                return 2;
+            o.seed = (uint64_t)s;
+        } else if ((r = cli_opt(argc, argv, &i, "--threads", &v))) {
+            long long t;
+            if (!cli_int("train", "--threads", v, 0, 1024, &t))
+                return 2;
+            o.threads = (int)t;
+        } else if ((r = cli_opt(argc, argv, &i, "--stop-after-steps", &v))) {
+            long long t;
+            if (!cli_int("train", "--stop-after-steps", v, 1, (long long)1 << 62, &t))
+                return 2;
+            o.stop_after_steps = t;
+        } else if (cli_flag(argv, i, "--quiet")) {
+            o.progress = false;
+        } else if (cli_flag(argv, i, "--nesterov") || cli_flag(argv, i, "--flip") ||
+                   cli_flag(argv, i, "--no-augment")) {
+            if (n_over + 2 > 64)
+                break;
+            if (!strcmp(argv[i], "--no-augment")) {
+                keys[n_over] = "crop", vals[n_over++] = "0";
+                keys[n_over] = "flip", vals[n_over++] = "0";
+            } else {
+                keys[n_over] = argv[i] + 2, vals[n_over++] = "1";
+            }
+        } else {
+            const char *eq = strchr(argv[i], '=');
+            char opt[64];
+            snprintf(opt, sizeof opt, "%.*s", eq ? (int)(eq - argv[i]) : (int)strlen(argv[i]), argv[i]);
+            const char *key = recipe_key(opt);
+            if (!key) {
+                fprintf(stderr, "kiln train: unknown option '%s' (see kiln train --help)\n", argv[i]);
+                return 2;
+            }
+            r = cli_opt(argc, argv, &i, opt, &v);
+            if (r == 1 && n_over < 64) {
+                keys[n_over] = key;
+                vals[n_over++] = v;
+            }
+        }
+        if (r < 0) {
+            fprintf(stderr, "kiln train: %s needs a value\n", argv[i]);
+            return 2;
+        }
+    }
+
+    kn_error err = {0};
+    kn_model *m = NULL;
+    if (cli_load_model(model_spec, &m, &err))
+        return cli_fail("train", &err);
+    o.recipe = *kn_model_recipe(m);
+    for (int k = 0; k < n_over; k++)
+        if (kn_recipe_set(&o.recipe, keys[k], vals[k], &err)) {
+            kn_model_free(m);
+            return cli_fail("train", &err);
+        }
+    char out_buf[512];
+    if (!out) {
+        const char *base = strrchr(model_spec, '/');
+        base = base ? base + 1 : model_spec;
+        snprintf(out_buf, sizeof out_buf, "runs/%.*s", (int)strcspn(base, "."), base);
+        out = out_buf;
+        mkdir("runs", 0777); /* best effort: kn_train reports a failure to create DIR */
+    }
+    o.out_dir = out;
+
+    kn_dataset *train = NULL, *test = NULL;
+    if (kn_dataset_open(data, &train, &test, &err)) {
+        kn_model_free(m);
+        return cli_fail("train", &err);
+    }
+    const kn_recipe *r = &o.recipe;
+    fprintf(stderr, "kiln train: %s on %s (%lld train, %lld test examples), %s lr %g, batch %d, %d epochs, seed %llu\n",
+            model_spec, data, (long long)train->n, (long long)(test ? test->n : 0), r->optimizer, r->lr, r->batch,
+            r->epochs, (unsigned long long)o.seed);
+    kn_train_result res;
+    kn_status st = kn_train(m, train, test, &o, &res, &err);
+    int rc = 0;
+    if (st) {
+        rc = cli_fail("train", &err);
+    } else if (res.stopped) {
+        printf("stopped after %lld steps; resume with: kiln train --model %s --data %s --resume %s\n",
+               (long long)res.steps, model_spec, data, out);
+    } else {
+        printf("test accuracy: %.4f (%lld examples), test loss %.4f\n", res.test.accuracy, (long long)res.test.n,
+               res.test.loss);
+        printf("training: %d epochs, %.1f s, %.0f images/s\n", res.epochs_done, res.seconds, res.train_images_per_s);
+        cli_print_confusion(stdout, &res.test, test ? test->name : NULL);
+        printf("saved: %s/model.safetensors, %s/metrics.csv, %s/curves.png, %s/summary.json\n", out, out, out, out);
+    }
+    if (!st)
+        kn_train_result_free(&res);
+    kn_dataset_free(train);
+    kn_dataset_free(test);
+    kn_model_free(m);
+    return rc;
+}
