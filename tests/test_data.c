@@ -687,7 +687,7 @@ static void test_open(void)
     kn_dataset_free(te);
     snprintf(d, sizeof d, "%s/npyset", tmp);
     mkdir_p(d);
-    size_t len;
+    size_t len = 0;
     unsigned char *b;
     const char *pairs[4][2] = {{"x.npy", "x_train.npy"}, {"y.npy", "y_train.npy"}, {"xd.npy", "x_test.npy"},
                                {"yu.npy", "y_test.npy"}};

@@ -22,17 +22,17 @@ static kn_node *make_param(kn_graph *g, kn_dtype dt, int ndim, const int64_t *sh
                            double hi, bool trainable)
 {
     kn_node *n = kn_graph_param(g, "", dt, ndim, shape, trainable);
-    kt_counter++;
-    if (!n)
-        return NULL;
-    void *d = kn_graph_param_data(g, n);
-    for (int64_t i = 0; i < kn_node_numel(n); i++) {
-        double v = kt_value(lo, hi, i);
-        if (dt == KN_F32)
-            ((float *)d)[i] = (float)v;
-        else
-            ((double *)d)[i] = v;
+    if (n) {
+        void *d = kn_graph_param_data(g, n);
+        for (int64_t i = 0; i < kn_node_numel(n); i++) {
+            double v = kt_value(lo, hi, i);
+            if (dt == KN_F32)
+                ((float *)d)[i] = (float)v;
+            else
+                ((double *)d)[i] = v;
+        }
     }
+    kt_counter++; /* every input draws from its own stream */
     return n;
 }
 

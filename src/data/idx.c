@@ -192,7 +192,7 @@ kn_status kn_dataset_load_idx(kn_dataset **out, const char *images_path, const c
     if (!out)
         return kn_error_set(err, KN_ERR_ARG, "kn_dataset_load_idx: NULL output pointer");
     *out = NULL;
-    uint32_t idim[3], ldim[1];
+    uint32_t idim[3] = {0}, ldim[1] = {0};
     unsigned char *labels = NULL, *pixels = NULL;
     kn_dataset *ds = NULL;
     gzFile fl = NULL, fi = idx_open(images_path, err);

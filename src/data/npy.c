@@ -294,6 +294,7 @@ done:
 
 static void load_bytes(unsigned char *dst, const unsigned char *src, int size, bool swap)
 {
+    size = size > 8 ? 8 : size; /* element sizes are 1..8 (validated when parsing the header) */
     for (int i = 0; i < size; i++)
         dst[i] = src[swap ? size - 1 - i : i];
 }

@@ -1,0 +1,55 @@
+/* kiln/cuda.h — the CUDA backend's public entry points (library kiln_cuda, built only when
+ * nvcc is found; link it in addition to kiln). This header includes no CUDA header, so any C
+ * program can use it. Today it is a skeleton: device discovery, a backend object holding a
+ * device index, a stream and a cuBLAS handle, and one vector kernel (axpy) that proves the
+ * toolchain end to end. Plans do not run on it yet (KN_BACKEND_CUDA is reserved).
+ *
+ * Nothing here aborts: every CUDA and cuBLAS return value becomes a kn_status, with a message
+ * from kn_cuda_last_error() (calls without a backend object) or kn_cuda_backend_error(). */
+#ifndef KILN_CUDA_H
+#define KILN_CUDA_H
+
+#include "core.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct kn_cuda_backend kn_cuda_backend;
+
+/* Number of CUDA devices. With no device or no usable driver, *count = 0 and the status is
+ * KN_ERR_DEVICE (the CUDA runtime's reason in kn_cuda_last_error()); KN_ERR_ARG if count is
+ * NULL. */
+kn_status kn_cuda_device_count(int *count);
+
+/* Name of `device` ("NVIDIA H100 80GB HBM3"), NUL-terminated and truncated to size bytes.
+ * KN_ERR_ARG for a NULL/empty buffer or a device index out of range; KN_ERR_DEVICE when the
+ * runtime fails. */
+kn_status kn_cuda_device_name(int device, char *buf, size_t size);
+
+/* Message of the last failed kn_cuda_* call on this thread that had no backend object to
+ * hold it ("" if none). Borrowed; overwritten by the next failure. */
+const char *kn_cuda_last_error(void);
+
+/* Creates a backend on `device`: makes it current for the calling thread and creates a
+ * non-blocking stream and a cuBLAS handle bound to it. Fails with KN_ERR_DEVICE ("no CUDA
+ * device found (cudaGetDeviceCount: ...); use the CPU backend") when there is no device,
+ * KN_ERR_ARG for a device index out of range, KN_ERR_OOM; *out is then NULL and the reason is
+ * in kn_cuda_last_error(). The caller owns *out: free it with kn_cuda_backend_free. */
+kn_status kn_cuda_backend_new(kn_cuda_backend **out, int device);
+void kn_cuda_backend_free(kn_cuda_backend *b); /* NULL is a no-op */
+
+int kn_cuda_backend_device(const kn_cuda_backend *b); /* -1 for NULL */
+/* Message of the backend's last failed call ("" if none). Borrowed. */
+const char *kn_cuda_backend_error(const kn_cuda_backend *b);
+
+/* y[i] = alpha·x[i] + y[i] for i < n, on the device: x and y are HOST arrays (copied in,
+ * computed on the backend's stream, y copied back; synchronous). n = 0 does nothing.
+ * KN_ERR_ARG for n < 0 or NULL arrays, KN_ERR_OOM when device memory runs out,
+ * KN_ERR_DEVICE for any other CUDA failure. */
+kn_status kn_cuda_axpy_f32(kn_cuda_backend *b, int64_t n, float alpha, const float *x, float *y);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
