@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # install-deps.sh — installs the Debian packages kiln needs that are missing.
-# Run as root (or through sudo); as another user it only lists what is missing.
+# As root it installs them; as another user it re-runs itself through sudo when sudo exists.
 # Needed: a C compiler, make, CMake, OpenBLAS (OpenMP flavour), zlib, libpng, and the
 # Fashion-MNIST data set (dataset-fashion-mnist, at /usr/share/datasets/fashion-mnist).
 # The CUDA toolkit is optional: with nvcc at /usr/local/cuda/bin the CUDA backend is built.
@@ -17,8 +17,11 @@ if [ ${#missing[@]} -eq 0 ]; then
     exit 0
 fi
 if [ "$(id -u)" -ne 0 ]; then
+    if command -v sudo >/dev/null 2>&1; then
+        exec sudo "$0" "$@"
+    fi
     echo "install-deps: missing packages: ${missing[*]}" >&2
-    echo "install-deps: run: sudo $0" >&2
+    echo "install-deps: run as root: $0" >&2
     exit 1
 fi
 echo "install-deps: installing ${missing[*]}"

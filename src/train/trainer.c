@@ -441,6 +441,34 @@ static kn_status run_epochs(trainer *t, const kn_dataset *train, kn_train_result
     return st;
 }
 
+/* mkdir -p: creates dir and its missing parents; 0 or -1 with errno. */
+static int mkdir_p(const char *dir)
+{
+    char buf[4096];
+    size_t n = strlen(dir);
+    if (n == 0 || n >= sizeof buf) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    memcpy(buf, dir, n + 1);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = 0;
+        if (mkdir(buf, 0777) != 0 && errno != EEXIST)
+            return -1;
+        *p = '/';
+    }
+    if (mkdir(buf, 0777) != 0 && errno != EEXIST)
+        return -1;
+    struct stat sb;
+    if (stat(buf, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
+        errno = ENOTDIR;
+        return -1;
+    }
+    return 0;
+}
+
 kn_status kn_train(const kn_model *m, const kn_dataset *train, const kn_dataset *test, const kn_train_opts *opts,
                    kn_train_result *res_out, kn_error *err)
 {
@@ -458,7 +486,7 @@ kn_status kn_train(const kn_model *m, const kn_dataset *train, const kn_dataset 
         return kn_error_set(err, KN_ERR_ARG, "bad recipe: batch %d, epochs %d, lr %g", t.r.batch, t.r.epochs, t.r.lr);
     if (opts->threads > 0)
         omp_set_num_threads(opts->threads);
-    if (opts->out_dir && mkdir(opts->out_dir, 0777) != 0 && errno != EEXIST)
+    if (opts->out_dir && mkdir_p(opts->out_dir) != 0)
         return kn_error_set(err, KN_ERR_IO, "cannot create the output directory %s: %s", opts->out_dir, strerror(errno));
     t.g = kn_graph_new();
     if (!t.g)

@@ -3,7 +3,6 @@
  * progress, test accuracy and the confusion matrix, and writes the run directory. */
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "cli.h"
 
@@ -131,7 +130,6 @@ int cmd_train(int argc, char **argv)
         base = base ? base + 1 : model_spec;
         snprintf(out_buf, sizeof out_buf, "runs/%.*s", (int)strcspn(base, "."), base);
         out = out_buf;
-        mkdir("runs", 0777); /* best effort: kn_train reports a failure to create DIR */
     }
     o.out_dir = out;
 
