@@ -30,6 +30,7 @@ typedef struct kn_train_opts {
     bool progress;            /* progress on stderr (redrawn in place when stderr is a terminal) */
     int64_t stop_after_steps; /* > 0: save a checkpoint and stop after this many optimizer steps */
     int eval_batch;           /* 0 = 1000 */
+    bool skip_epoch_test;     /* evaluate the test set only at the end, not after every epoch */
 } kn_train_opts;
 
 void kn_train_opts_defaults(kn_train_opts *o); /* recipe defaults, seed 42 */
@@ -37,7 +38,8 @@ void kn_train_opts_defaults(kn_train_opts *o); /* recipe defaults, seed 42 */
 typedef struct kn_epoch_log {
     int epoch;                /* 1-based */
     double train_loss, train_acc;
-    double val_loss, val_acc; /* NAN without a validation split */
+    double val_loss, val_acc; /* on the validation split; NAN without one */
+    double test_loss, test_acc; /* on the test set after this epoch; NAN without one */
     double images_per_s, seconds, lr;
 } kn_epoch_log;
 

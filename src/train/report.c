@@ -54,6 +54,8 @@ void kn__progress_epoch(kn__progress *p, const kn_epoch_log *l, int epochs)
             l->train_acc);
     if (!isnan(l->val_acc))
         fprintf(stderr, "  val_loss %.4f  val_acc %.4f", l->val_loss, l->val_acc);
+    if (!isnan(l->test_acc))
+        fprintf(stderr, "  test_acc %.4f", l->test_acc);
     fprintf(stderr, "  %.0f img/s  %s  lr %.3g\n", l->images_per_s, t, l->lr);
     fflush(stderr);
 }
@@ -122,7 +124,8 @@ static void sb_num(sbuf *b, const char *key, double v, bool comma)
 kn_status kn__write_epoch_outputs(const char *dir, const kn_epoch_log *logs, int n, kn_error *err)
 {
     sbuf b = {0};
-    sb_printf(&b, "epoch,train_loss,train_accuracy,val_loss,val_accuracy,images_per_s,seconds,lr\n");
+    sb_printf(&b, "epoch,train_loss,train_accuracy,val_loss,val_accuracy,test_loss,test_accuracy,images_per_s,"
+                  "seconds,lr\n");
     for (int i = 0; i < n; i++) {
         const kn_epoch_log *l = &logs[i];
         sb_printf(&b, "%d,%.6f,%.6f,", l->epoch, l->train_loss, l->train_acc);
@@ -130,29 +133,46 @@ kn_status kn__write_epoch_outputs(const char *dir, const kn_epoch_log *logs, int
             sb_printf(&b, ",,");
         else
             sb_printf(&b, "%.6f,%.6f,", l->val_loss, l->val_acc);
+        if (isnan(l->test_acc))
+            sb_printf(&b, ",,");
+        else
+            sb_printf(&b, "%.6f,%.6f,", l->test_loss, l->test_acc);
         sb_printf(&b, "%.1f,%.3f,%.6g\n", l->images_per_s, l->seconds, l->lr);
     }
     kn_status st = sb_write(&b, dir, "metrics.csv", err);
     if (st)
         return st;
 
-    double *buf = kn__alloc(sizeof(double) * (size_t)(5 * (n ? n : 1)));
+    double *buf = kn__alloc(sizeof(double) * (size_t)(7 * (n ? n : 1)));
     if (!buf)
         return kn_error_set(err, KN_ERR_OOM, "out of memory for curves.png");
-    double *x = buf, *tl = buf + n, *vl = buf + 2 * n, *ta = buf + 3 * n, *va = buf + 4 * n;
-    bool has_val = false;
+    double *x = buf, *tl = buf + n, *vl = buf + 2 * n, *ta = buf + 3 * n, *va = buf + 4 * n, *sl = buf + 5 * n,
+           *sa = buf + 6 * n;
+    bool has_val = false, has_test = false;
     for (int i = 0; i < n; i++) {
         x[i] = logs[i].epoch;
         tl[i] = logs[i].train_loss;
         vl[i] = logs[i].val_loss;
+        sl[i] = logs[i].test_loss;
         ta[i] = logs[i].train_acc;
         va[i] = logs[i].val_acc;
+        sa[i] = logs[i].test_acc;
         has_val |= !isnan(va[i]);
+        has_test |= !isnan(sa[i]);
     }
-    kn__plot_series loss[2] = {{"train", x, tl, n, 0x1f77b4, false}, {"validation", x, vl, n, 0xff7f0e, true}};
-    kn__plot_series acc[2] = {{"train", x, ta, n, 0x1f77b4, false}, {"validation", x, va, n, 0xff7f0e, true}};
-    kn__plot_panel panels[2] = {{"Loss", "epoch", "cross-entropy loss", loss, has_val ? 2 : 1},
-                                {"Accuracy", "epoch", "accuracy", acc, has_val ? 2 : 1}};
+    /* train always; validation and test when the run has them */
+    kn__plot_series loss[3] = {{"train", x, tl, n, 0x1f77b4, false}}, acc[3] = {{"train", x, ta, n, 0x1f77b4, false}};
+    int ns = 1;
+    if (has_val) {
+        loss[ns] = (kn__plot_series){"validation", x, vl, n, 0xff7f0e, true};
+        acc[ns++] = (kn__plot_series){"validation", x, va, n, 0xff7f0e, true};
+    }
+    if (has_test) {
+        loss[ns] = (kn__plot_series){"test", x, sl, n, 0x2ca02c, true};
+        acc[ns++] = (kn__plot_series){"test", x, sa, n, 0x2ca02c, true};
+    }
+    kn__plot_panel panels[2] = {{"Loss", "epoch", "cross-entropy loss", loss, ns},
+                                {"Accuracy", "epoch", "accuracy", acc, ns}};
     char path[4096];
     snprintf(path, sizeof path, "%s/curves.png", dir);
     st = kn__plot_png(path, panels, 2, 1200, 500, err);
@@ -201,8 +221,8 @@ kn_status kn__history_string(const kn_epoch_log *logs, int n, char **out)
     sb_printf(&b, "%s", "");
     for (int i = 0; i < n; i++) {
         const kn_epoch_log *l = &logs[i];
-        sb_printf(&b, "%d %.17g %.17g %.17g %.17g %.17g %.17g %.17g\n", l->epoch, l->train_loss, l->train_acc,
-                  l->val_loss, l->val_acc, l->images_per_s, l->seconds, l->lr);
+        sb_printf(&b, "%d %.17g %.17g %.17g %.17g %.17g %.17g %.17g %.17g %.17g\n", l->epoch, l->train_loss,
+                  l->train_acc, l->val_loss, l->val_acc, l->test_loss, l->test_acc, l->images_per_s, l->seconds, l->lr);
     }
     if (b.oom) {
         kn__free(b.s);
@@ -217,8 +237,8 @@ kn_status kn__history_parse(const char *s, kn_epoch_log **logs, int *n, int *cap
     while (*s) {
         kn_epoch_log l;
         int used = 0;
-        if (sscanf(s, "%d %lf %lf %lf %lf %lf %lf %lf%n", &l.epoch, &l.train_loss, &l.train_acc, &l.val_loss,
-                   &l.val_acc, &l.images_per_s, &l.seconds, &l.lr, &used) != 8)
+        if (sscanf(s, "%d %lf %lf %lf %lf %lf %lf %lf %lf %lf%n", &l.epoch, &l.train_loss, &l.train_acc, &l.val_loss,
+                   &l.val_acc, &l.test_loss, &l.test_acc, &l.images_per_s, &l.seconds, &l.lr, &used) != 10)
             break;
         if (*n == *cap) {
             int c = *cap ? 2 * *cap : 16;

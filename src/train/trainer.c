@@ -349,7 +349,8 @@ static void trainer_free(trainer *t)
     kn__free(t->logs);
 }
 
-static kn_status run_epochs(trainer *t, const kn_dataset *train, kn_train_result *res, kn_error *err)
+static kn_status run_epochs(trainer *t, const kn_dataset *train, const kn_dataset *test, kn_train_result *res,
+                            kn_error *err)
 {
     const kn_recipe *r = &t->r;
     int64_t n_val = (int64_t)(r->val_split * (double)train->n);
@@ -400,7 +401,7 @@ static kn_status run_epochs(trainer *t, const kn_dataset *train, kn_train_result
         train_seconds += secs;
         train_images += seen;
         kn_epoch_log l = {.epoch = t->epoch + 1, .train_loss = seen ? loss_sum / (double)seen : NAN,
-                          .train_acc = seen ? (double)correct / (double)seen : NAN, .val_loss = NAN, .val_acc = NAN,
+                          .train_acc = seen ? (double)correct / (double)seen : NAN, .val_loss = NAN, .val_acc = NAN, .test_loss = NAN, .test_acc = NAN,
                           .images_per_s = secs > 0 ? (double)seen / secs : 0, .seconds = secs,
                           .lr = schedule_lr(r, t->step ? t->step - 1 : 0, spe)};
         if (n_val > 0) {
@@ -409,6 +410,14 @@ static kn_status run_epochs(trainer *t, const kn_dataset *train, kn_train_result
             l.val_loss = ev.loss;
             l.val_acc = ev.accuracy;
             kn_eval_result_free(&ev);
+            if (st)
+                break;
+        }
+        if (test && !t->o.skip_epoch_test) {
+            kn_eval_result_free(&res->test);
+            st = kn__evaluate(&t->eval, test, NULL, test->n, &t->norm, &res->test, err);
+            l.test_loss = res->test.loss;
+            l.test_acc = res->test.accuracy;
             if (st)
                 break;
         }
@@ -507,9 +516,13 @@ kn_status kn_train(const kn_model *m, const kn_dataset *train, const kn_dataset 
     if (!st && opts->resume)
         st = resume(&t, err);
     if (!st)
-        st = run_epochs(&t, train, res, err);
-    if (!st && !res->stopped && test)
+        st = run_epochs(&t, train, test, res, err);
+    /* the test set was evaluated after the last epoch unless per-epoch tests are off (or the
+     * run had nothing left to train) */
+    if (!st && !res->stopped && test && (opts->skip_epoch_test || !res->test.confusion)) {
+        kn_eval_result_free(&res->test);
         st = kn__evaluate(&t.eval, test, NULL, test->n, &t.norm, &res->test, err);
+    }
     res->epochs_done = t.epoch;
     res->steps = t.step;
     if (!st && opts->out_dir && !res->stopped)
@@ -520,6 +533,8 @@ kn_status kn_train(const kn_model *m, const kn_dataset *train, const kn_dataset 
         t.logs = NULL;
     }
     trainer_free(&t);
+    if (st)
+        kn_eval_result_free(&res->test);
     if (res == &local)
         kn_train_result_free(&local);
     return st;
