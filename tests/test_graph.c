@@ -183,8 +183,41 @@ static void test_oom(void)
     CHECK(n > 5 && n < 1000, "the loop reached success after %ld failures", n - 1);
 }
 
+/* Dropout masks and parameter init come from Philox: the same numbers for any thread count
+ * and on the reference backend. */
+static void test_rng_determinism(void)
+{
+    float *outs[3] = {0};
+    kn_backend_kind be[3] = {KN_BACKEND_CPU, KN_BACKEND_CPU, KN_BACKEND_REF};
+    int threads[3] = {1, 2, 2};
+    for (int k = 0; k < 3; k++) {
+        kn_graph *g = kn_graph_new();
+        kn_graph_set_seed(g, 1234);
+        kn_node *w = kn_graph_param(g, "w", KN_F32, 2, (int64_t[]){300, 301}, true);
+        kn_graph_param_init(g, w, KN_INIT_NORMAL, 0, 1);
+        kn_node *y = kn_graph_dropout(g, w, 0.3);
+        kn_plan *p = NULL;
+        kn_plan_opts o = {.backend = be[k], .training = true, .threads = threads[k]};
+        CHECK_OK(kn_plan_compile(&p, g, &y, 1, &o));
+        kn_plan_set_step_count(p, 5);
+        CHECK_OK(kn_plan_run(p));
+        outs[k] = malloc(sizeof(float) * 300 * 301);
+        memcpy(outs[k], kn_plan_data(p, y), sizeof(float) * 300 * 301);
+        kn_plan_free(p);
+        kn_graph_free(g);
+    }
+    CHECK(memcmp(outs[0], outs[1], sizeof(float) * 300 * 301) == 0, "1 vs 2 threads: bit-identical");
+    int diff = 0;
+    for (int i = 0; i < 300 * 301; i++)
+        diff += (outs[0][i] == 0) != (outs[2][i] == 0);
+    CHECK(diff == 0, "CPU and reference backends drop the same %d elements differently", diff);
+    for (int k = 0; k < 3; k++)
+        free(outs[k]);
+}
+
 int main(void)
 {
+    test_rng_determinism();
     test_first_error();
     test_accumulation();
     test_params_and_inputs();

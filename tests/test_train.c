@@ -167,6 +167,66 @@ int main(void)
     CHECK(st != KN_OK, "resume with another model must fail");
     CHECK(strstr(err.msg, "different model") || strstr(err.msg, "model"), "message: %s", err.msg);
 
+    /* gradient clipping: one SGD step of lr 1 moves the weights by exactly the clip norm */
+    {
+        kn_model *lin = NULL;
+        CHECK_OK(kn_model_parse(&lin, "input 1 8 8\nflatten\ndense 3 bias=0\n", "linear", &err));
+        kn_train_opts c;
+        kn_train_opts_defaults(&c);
+        kn_recipe_set(&c.recipe, "optimizer", "sgd", NULL);
+        c.recipe.momentum = 0;
+        c.recipe.lr = 1;
+        c.recipe.clip_norm = 0.01;
+        c.recipe.batch = 200;
+        c.recipe.epochs = 1;
+        c.out_dir = other;
+        c.resume = NULL;
+        c.threads = 2;
+        /* the initial weights: init depends only on the seed and the parameter names */
+        kn_graph *g0 = kn_graph_new();
+        kn_graph_set_seed(g0, c.seed);
+        kn_node *x0 = kn_graph_input(g0, "x", KN_F32, 4, (int64_t[]){1, 1, 8, 8});
+        CHECK(kn_model_build(lin, g0, x0, &err) != NULL, "build: %s", err.msg);
+        kn_node *w0 = kn_graph_find(g0, "dense1.weight");
+        char ck[600];
+        snprintf(ck, sizeof ck, "%s/model.safetensors", other);
+        bool saved = w0 != NULL;
+        float before[192];
+        memcpy(before, kn_graph_param_data(g0, w0), sizeof before);
+        c.recipe.epochs = 1;
+        CHECK_OK(kn_train(lin, train, NULL, &c, NULL, &err));
+        CHECK_OK(kn_checkpoint_load(g0, ck, true, NULL, &err));
+        const float *after = kn_graph_param_data(g0, w0);
+        double moved = 0;
+        for (int i = 0; i < 192; i++)
+            moved += ((double)after[i] - before[i]) * ((double)after[i] - before[i]);
+        CHECK(saved && fabs(sqrt(moved) - 0.01) < 1e-5, "clipped step moved the weights by %.7f, expected 0.01",
+              sqrt(moved));
+        kn_graph_free(g0);
+
+        /* gradient accumulation: 2 micro-batches of 100 give the same step as one batch of 200 */
+        c.recipe.clip_norm = 0;
+        c.recipe.lr = 0.5;
+        CHECK_OK(kn_train(lin, train, NULL, &c, NULL, &err));
+        kn_graph *ga = kn_graph_new(), *gb = kn_graph_new();
+        kn_node *wa = kn_graph_param(ga, "dense1.weight", KN_F32, 2, (int64_t[]){3, 64}, true);
+        kn_node *wb = kn_graph_param(gb, "dense1.weight", KN_F32, 2, (int64_t[]){3, 64}, true);
+        CHECK_OK(kn_checkpoint_load(ga, ck, true, NULL, &err));
+        c.recipe.batch = 100;
+        c.recipe.accum = 2;
+        kn_status st_acc = kn_train(lin, train, NULL, &c, NULL, &err);
+        CHECK(st_acc == KN_OK, "accumulating run: %s", err.msg);
+        CHECK_OK(kn_checkpoint_load(gb, ck, true, NULL, &err));
+        const float *pa2 = kn_graph_param_data(ga, wa), *pb2 = kn_graph_param_data(gb, wb);
+        double worst = 0;
+        for (int i = 0; i < 192; i++)
+            worst = fmax(worst, fabs((double)pa2[i] - pb2[i]));
+        CHECK(worst < 1e-6, "accumulated step differs from the full-batch step by %g", worst);
+        kn_graph_free(ga);
+        kn_graph_free(gb);
+        kn_model_free(lin);
+    }
+
     kn_model_free(m2);
     kn_model_free(m);
     free_ds(train);

@@ -49,7 +49,7 @@ kn_node *kn_graph_input(kn_graph *g, const char *name, kn_dtype dt, int ndim, co
  * running statistics and optimizer moments. */
 kn_node *kn_graph_param(kn_graph *g, const char *name, kn_dtype dt, int ndim, const int64_t *shape,
                         bool trainable);
-/* Constant: data copied into the graph now. */
+/* Constant: data copied into the graph now (NULL data: zeros). */
 kn_node *kn_graph_const(kn_graph *g, kn_dtype dt, int ndim, const int64_t *shape, const void *data);
 kn_node *kn_graph_scalar(kn_graph *g, kn_dtype dt, double value); /* 0-d constant */
 
@@ -69,8 +69,8 @@ typedef enum kn_init {
     KN_INIT_KAIMING_UNIFORM,                     /* PyTorch's default for linear/conv:
                                                     U(±1/sqrt(fan_in)), fan_in = numel/dim0 */
 } kn_init;
-/* Initialises a parameter from the graph's seed (kn_graph_set_seed) and the node id, so the
- * same model built twice with the same seed gets the same values. */
+/* Initialises a parameter from the graph's seed (kn_graph_set_seed) and the parameter's name
+ * (its node id when unnamed), so the same model gets the same values in any graph. */
 kn_status kn_graph_param_init(kn_graph *g, kn_node *param, kn_init how, double a, double b);
 void kn_graph_set_seed(kn_graph *g, uint64_t seed);
 uint64_t kn_graph_seed(const kn_graph *g);

@@ -374,7 +374,14 @@ kn_status kn_graph_param_init(kn_graph *g, kn_node *p, kn_init how, double a, do
     kn_status st = kn_graph_param_tensor(g, p, &t);
     if (st)
         return st;
+    /* The stream comes from the parameter's name (FNV-1a), so the same model gets the same
+     * initial values in any graph that holds it; unnamed params use their node id. */
     uint64_t stream = 0x1000000ull + (uint64_t)p->id;
+    if (p->name[0]) {
+        stream = 0xcbf29ce484222325ull;
+        for (const char *c = p->name; *c; c++)
+            stream = (stream ^ (unsigned char)*c) * 0x100000001b3ull;
+    }
     switch (how) {
     case KN_INIT_ZEROS: st = kn_tensor_fill(t, 0); break;
     case KN_INIT_ONES: st = kn_tensor_fill(t, 1); break;

@@ -168,9 +168,15 @@ static kn_status build_branch(trainer *t, branch *b, int64_t batch, const char *
             clip_grads(t, grads);
         for (int i = 0; i < t->n_params; i++)
             outs[n_outs++] = update(t, b, t->params[i], grads[i]);
+        /* then zero the accumulators: acc -= 1·(0 + 1·acc), i.e. weight decay 1 on a zero gradient;
+         * created after the updates, so the plan runs them after the updates read acc */
         for (int i = 0; i < t->n_params; i++) {
             kn_node *acc = state_of(t, t->params[i], "grad_accum");
-            outs[n_outs++] = kn_graph_sgd_update(g, acc, acc, one, NULL, 0, 0, false); /* acc -= acc */
+            int64_t shape[KN_MAX_DIMS];
+            for (int d = 0; d < kn_node_ndim(acc); d++)
+                shape[d] = kn_node_dim(acc, d);
+            kn_node *zero = kn_graph_const(g, kn_node_dtype(acc), kn_node_ndim(acc), shape, NULL);
+            outs[n_outs++] = kn_graph_sgd_update(g, acc, zero, one, NULL, 0, 1.0, false);
         }
     } else {
         if (t->r.clip_norm > 0)
