@@ -9,7 +9,7 @@
  *           op(a) [.., M, K] · op(b) [.., K, N] → [.., M, N], where op() swaps the last two
  *           dims when the flag is set; batch dims (all but the last two) broadcast.
  *   LINEAR  no attributes. Inputs (x [.., in], w [out, in], optional b [out]) → [.., out]. */
-#include "op_table.h"
+#include "matmul_internal.h"
 
 /* ---- shapes --------------------------------------------------------------------------- */
 
@@ -172,25 +172,6 @@ static double flops_linear(const kn_node *n)
 
 /* ---- float64 reference kernels --------------------------------------------------------- */
 
-/* Offset of the batch index `bi` of the output in an input of rank nd_in (row-major, its own
- * batch dims broadcast against the output's). */
-static int64_t batch_offset(const kn_node *out, const kn_node *in, int64_t bi)
-{
-    int nb = out->ndim - 2, lead = out->ndim - in->ndim;
-    int64_t off = 0, stride = in->shape[in->ndim - 1] * in->shape[in->ndim - 2];
-    for (int d = nb - 1; d >= 0; d--) {
-        int64_t idx = bi % out->shape[d];
-        bi /= out->shape[d];
-        int di = d - lead;
-        if (di < 0)
-            continue;
-        if (in->shape[di] != 1)
-            off += idx * stride;
-        stride *= in->shape[di];
-    }
-    return off;
-}
-
 static kn_status ref_matmul(const kn__kargs *a)
 {
     const kn_node *n = a->node;
@@ -201,8 +182,8 @@ static kn_status ref_matmul(const kn__kargs *a)
     int64_t batch = (M > 0 && N > 0) ? kn__numel(n) / (M * N) : 0;
     bool ta = n->ai[0], tb = n->ai[1];
     for (int64_t bi = 0; bi < batch; bi++) {
-        const double *Ab = A + batch_offset(n, n->src[0], bi);
-        const double *Bb = B + batch_offset(n, n->src[1], bi);
+        const double *Ab = A + kn__matmul_batch_offset(n, n->src[0], bi);
+        const double *Bb = B + kn__matmul_batch_offset(n, n->src[1], bi);
         double *Cb = C + bi * M * N;
         for (int64_t i = 0; i < M; i++)
             for (int64_t j = 0; j < N; j++) {

@@ -7,25 +7,8 @@
 #include <limits.h>
 #include <string.h>
 
+#include "../../ops/matmul_internal.h"
 #include "../backend.h"
-
-/* Offset, in elements, of output batch index bi inside input `in` (batch dims broadcast). */
-static int64_t batch_offset(const kn_node *out, const kn_node *in, int64_t bi)
-{
-    int nb = out->ndim - 2, lead = out->ndim - in->ndim;
-    int64_t off = 0, stride = in->shape[in->ndim - 1] * in->shape[in->ndim - 2];
-    for (int d = nb - 1; d >= 0; d--) {
-        int64_t idx = bi % out->shape[d];
-        bi /= out->shape[d];
-        int di = d - lead;
-        if (di < 0)
-            continue;
-        if (in->shape[di] != 1)
-            off += idx * stride;
-        stride *= in->shape[di];
-    }
-    return off;
-}
 
 static int64_t batch_numel(const kn_node *t)
 {
@@ -60,8 +43,8 @@ static kn_status matmul_f32(const kn__kargs *a)
         return KN_OK;
     }
     for (int64_t bi = 0; bi < batch; bi++)
-        cblas_sgemm(CblasRowMajor, opa, opb, (int)M, (int)N, (int)K, 1.0f, A + batch_offset(n, na, bi), lda,
-                    B + batch_offset(n, nb, bi), ldb, 0.0f, C + bi * M * N, (int)N);
+        cblas_sgemm(CblasRowMajor, opa, opb, (int)M, (int)N, (int)K, 1.0f, A + kn__matmul_batch_offset(n, na, bi), lda,
+                    B + kn__matmul_batch_offset(n, nb, bi), ldb, 0.0f, C + bi * M * N, (int)N);
     return KN_OK;
 }
 
