@@ -29,7 +29,7 @@ typedef enum kn_status {
     KN_ERR_DEVICE,      /* a device is missing or failed */
     KN_ERR_IO,          /* a read or write failed */
     KN_ERR_FORMAT,      /* a file is malformed */
-    KN_ERR_UNSUPPORTED, /* valid, but not implemented for this case */
+    KN_ERR_UNSUPPORTED, /* valid, but kiln does not handle this case (yet) */
     KN_ERR_MISUSE,      /* API used out of order (e.g. running a plan whose graph has an error) */
     KN_ERR_RANGE,       /* a data value out of range at run time (label >= classes, bad index) */
     KN_STATUS_COUNT
