@@ -44,19 +44,20 @@ void kn__progress_step(kn__progress *p, int epoch, int epochs, int64_t batch, in
     fflush(stderr);
 }
 
-void kn__progress_epoch(kn__progress *p, const kn_epoch_log *l, int epochs)
+void kn__progress_epoch(kn__progress *p, const kn_epoch_log *l, int epochs, int64_t batches, double eta)
 {
     if (!p->on)
         return;
-    char t[32];
+    char t[32], e[32];
     fmt_time(l->seconds, t, sizeof t);
-    fprintf(stderr, "%sepoch %d/%d  loss %.4f  acc %.4f", p->tty ? "\r\033[K" : "", l->epoch, epochs, l->train_loss,
-            l->train_acc);
+    fmt_time(eta, e, sizeof e);
+    fprintf(stderr, "%sepoch %d/%d  step %lld/%lld  loss %.4f  acc %.4f", p->tty ? "\r\033[K" : "", l->epoch, epochs,
+            (long long)batches, (long long)batches, l->train_loss, l->train_acc);
     if (!isnan(l->val_acc))
         fprintf(stderr, "  val_loss %.4f  val_acc %.4f", l->val_loss, l->val_acc);
     if (!isnan(l->test_acc))
         fprintf(stderr, "  test_acc %.4f", l->test_acc);
-    fprintf(stderr, "  %.0f img/s  %s  lr %.3g\n", l->images_per_s, t, l->lr);
+    fprintf(stderr, "  %.0f img/s  %s  ETA %s  lr %.3g\n", l->images_per_s, t, e, l->lr);
     fflush(stderr);
 }
 

@@ -14,8 +14,9 @@ void kn__progress_init(kn__progress *p, bool on);
 /* Redraws the in-place line (terminal only, at most ~4 times a second). */
 void kn__progress_step(kn__progress *p, int epoch, int epochs, int64_t batch, int64_t batches, double loss, double acc,
                        double images_per_s, double elapsed);
-/* One line per finished epoch (always, terminal or not). */
-void kn__progress_epoch(kn__progress *p, const kn_epoch_log *l, int epochs);
+/* One line per finished epoch (always, terminal or not): steps, loss, accuracy, images/s,
+ * epoch time and the estimated time left for the remaining epochs. */
+void kn__progress_epoch(kn__progress *p, const kn_epoch_log *l, int epochs, int64_t batches, double eta);
 
 /* Rewrites DIR/metrics.csv and DIR/curves.png from the logs (atomically). */
 kn_status kn__write_epoch_outputs(const char *dir, const kn_epoch_log *logs, int n, kn_error *err);

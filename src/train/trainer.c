@@ -373,8 +373,9 @@ static kn_status run_epochs(trainer *t, const kn_dataset *train, const kn_datase
     int64_t spe = steps_per_epoch(t, n_train);
     kn__progress pg;
     kn__progress_init(&pg, t->o.progress);
-    double train_seconds = 0;
+    double train_seconds = 0, epoch_seconds = 0; /* epoch_seconds includes evaluation, for the ETA */
     int64_t train_images = 0;
+    int epochs_run = 0;
     while (!st && t->epoch < r->epochs) {
         st = kn_loader_start_epoch(ld, t->epoch);
         double t0 = kn__now(), loss_sum = 0;
@@ -433,7 +434,9 @@ static kn_status run_epochs(trainer *t, const kn_dataset *train, const kn_datase
             st = kn_error_set(err, KN_ERR_OOM, "out of memory for the epoch log");
             break;
         }
-        kn__progress_epoch(&pg, &l, r->epochs);
+        epoch_seconds += kn__now() - t0;
+        epochs_run++;
+        kn__progress_epoch(&pg, &l, r->epochs, nb, epoch_seconds / epochs_run * (r->epochs - t->epoch));
         if (t->o.out_dir) {
             st = kn__write_epoch_outputs(t->o.out_dir, t->logs, t->n_logs, err);
             if (!st) {
