@@ -227,6 +227,76 @@ int main(void)
         kn_model_free(lin);
     }
 
+    /* determinism: the same seed and thread count give bit-identical checkpoints */
+    {
+        char d1[600], d2[600];
+        snprintf(d1, sizeof d1, "%s/det1", dir);
+        snprintf(d2, sizeof d2, "%s/det2", dir);
+        kn_train_opts dopt = o;
+        dopt.resume = NULL;
+        dopt.stop_after_steps = 0;
+        dopt.recipe.epochs = 1;
+        dopt.out_dir = d1;
+        CHECK_OK(kn_train(m, train, NULL, &dopt, NULL, &err));
+        dopt.out_dir = d2;
+        CHECK_OK(kn_train(m, train, NULL, &dopt, NULL, &err));
+        char p1[700], p2[700];
+        snprintf(p1, sizeof p1, "%s/model.safetensors", d1);
+        snprintf(p2, sizeof p2, "%s/model.safetensors", d2);
+        size_t s1 = 0, s2 = 0, l1 = 0, l2 = 0;
+        unsigned char *f1 = file_bytes(p1, &s1), *f2 = file_bytes(p2, &s2);
+        if (f1 && f2) {
+            const unsigned char *a1 = data_section(f1, s1, &l1), *a2 = data_section(f2, s2, &l2);
+            CHECK(l1 == l2 && memcmp(a1, a2, l1) == 0, "two runs with the same seed differ");
+        } else {
+            CHECK(0, "determinism runs wrote no checkpoint");
+        }
+        free(f1);
+        free(f2);
+    }
+
+    /* out of memory anywhere in a whole training run (build, compile, run, evaluate, save):
+     * fail the n-th allocation for n = 1, 2, ... until the run succeeds */
+    {
+        kn_model *tiny = NULL;
+        CHECK_OK(kn_model_parse(&tiny, "input 1 8 8\nflatten\ndense 4\nrelu\ndense 3\n", "tiny", &err));
+        kn_dataset *small = synthetic(24, 3);
+        kn_train_opts t = o;
+        t.resume = NULL;
+        t.stop_after_steps = 0;
+        t.recipe.epochs = 1;
+        t.recipe.batch = 10;
+        t.progress = false;
+        char od[600];
+        snprintf(od, sizeof od, "%s/oom", dir);
+        t.out_dir = od;
+        long n;
+        int bad = 0;
+        for (n = 1; n < 20000; n++) {
+            kt_oom_install(n);
+            kn_error e = {0};
+            kn_train_result r;
+            kn_status st2 = kn_train(tiny, small, small, &t, &r, &e);
+            if (st2 == KN_OK)
+                kn_train_result_free(&r);
+            long live = kt_oom_live();
+            kt_oom_remove();
+            if (st2 != KN_OK && st2 != KN_ERR_OOM && st2 != KN_ERR_IO) {
+                bad++;
+                fprintf(stderr, "n=%ld: %s: %s\n", n, kn_status_name(st2), e.msg);
+            }
+            CHECK(st2 == KN_OK || e.msg[0], "n=%ld: failure %s without a message", n, kn_status_name(st2));
+            CHECK(live == 0, "n=%ld: %ld allocations leaked (status %s)", n, live, kn_status_name(st2));
+            if (live || st2 == KN_OK)
+                break;
+        }
+        CHECK(bad == 0, "%d runs failed with a status other than OOM/IO", bad);
+        CHECK(n > 10 && n < 20000, "a training run succeeded after %ld injected failures", n - 1);
+        printf("out-of-memory loop over kn_train: %ld allocation sites, each failing cleanly\n", n - 1);
+        free_ds(small);
+        kn_model_free(tiny);
+    }
+
     kn_model_free(m2);
     kn_model_free(m);
     free_ds(train);

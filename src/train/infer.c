@@ -82,6 +82,8 @@ kn_status kn__eval_build(kn_graph *g, const kn_model *m, int64_t batch, int thre
     b->batch = batch;
     b->classes = kn_model_num_classes(m);
     b->x = kn_graph_input(g, "eval.x", KN_F32, nd + 1, shape);
+    if (!b->x)
+        return kn_error_set(err, kn_graph_status(g), "creating the evaluation input: %s", kn_graph_error(g));
     b->logits = kn_model_build(m, g, b->x, err);
     if (!b->logits)
         return err && err->status ? err->status : kn_error_set(err, kn_graph_status(g), "%s", kn_graph_error(g));

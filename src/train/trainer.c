@@ -125,6 +125,8 @@ static kn_status build_branch(trainer *t, branch *b, int64_t batch, const char *
     b->lr = kn_graph_input(g, name, KN_F32, 0, NULL);
     snprintf(name, sizeof name, "%s.t", tag);
     b->t = kn_graph_input(g, name, KN_F32, 0, NULL);
+    if (kn_graph_status(g))
+        return graph_err(t, err, "creating the inputs");
     b->logits = kn_model_build(t->m, g, b->x, err);
     if (!b->logits)
         return graph_err(t, err, "building the model");
