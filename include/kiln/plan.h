@@ -1,13 +1,18 @@
 /* kiln/plan.h — compile a graph once into an execution plan, then run it many times.
  *
- * Compiling orders the nodes the requested outputs depend on (list optimizer update nodes
- * among the outputs to have a plan run them), picks a kernel for each on the chosen backend (an op the backend lacks runs the
- * float64 reference kernel through converted copies, logged once), and lays out every
- * intermediate buffer and kernel workspace in one arena allocated at compile time. Running
- * allocates nothing. The graph must outlive its plans; parameters are read from and updated
- * in the graph's parameter buffer. */
+ * Compiling takes the nodes the requested outputs depend on (list optimizer update nodes
+ * among the outputs to have a plan run them), runs the graph passes on them (docs/passes.md:
+ * dead-node removal, common-subexpression elimination, constant folding, in-place reuse,
+ * memory planning), picks a kernel for each on the chosen backend (an op the backend lacks
+ * runs the float64 reference kernel through converted copies), and lays out every
+ * intermediate buffer and kernel workspace in one arena allocated at compile time, reusing
+ * the space of buffers no longer needed. Running allocates nothing. The graph must outlive
+ * its plans and is never modified by compiling; parameters are read from and updated in the
+ * graph's parameter buffer. */
 #ifndef KILN_PLAN_H
 #define KILN_PLAN_H
+
+#include <stdio.h>
 
 #include "graph.h"
 
@@ -23,10 +28,27 @@ typedef enum kn_backend_kind {
     KN_BACKEND_CUDA,    /* reserved: needs the CUDA backend (not yet wired into plans) */
 } kn_backend_kind;
 
+/* Graph passes (kn_plan_opts.passes), run in this order; docs/passes.md. */
+#define KN_PASS_DCE 0x01u      /* drop nodes the other passes left unused */
+#define KN_PASS_CSE 0x02u      /* merge identical nodes */
+#define KN_PASS_FOLD 0x04u     /* compute constant subgraphs at compile time */
+#define KN_PASS_INPLACE 0x08u  /* elementwise ops overwrite a dead input */
+#define KN_PASS_MEMPLAN 0x10u  /* reuse the space of dead buffers (liveness, best fit) */
+#define KN_PASS_ALL 0x1fu
+#define KN_PASS_NONE 0x80000000u /* explicitly none: every node its own buffer */
+
 typedef struct kn_plan_opts {
     kn_backend_kind backend;
     bool training; /* batch norm uses batch statistics (and updates running ones), dropout drops */
     int threads;   /* 0 = all cores (OpenMP default) */
+    /* KN_PASS_* bits; 0 = the default: the environment variable KILN_PASSES if set (none, all,
+     * or a comma list of dce, cse, fold, inplace, memplan), else all. Results are bit-identical
+     * with any set of passes. */
+    unsigned passes;
+    /* Check every float output after its kernel; the first non-finite value stops the run
+     * with KN_ERR_RANGE and a message naming the op, the node, the element and whether an
+     * input already held one (slow: for finding where a NaN starts). */
+    bool debug_numerics;
 } kn_plan_opts;
 
 /* Fails with the graph's own status if it has a build error, KN_ERR_ARG for a NULL/foreign
@@ -43,8 +65,9 @@ void *kn_plan_input_data(kn_plan *p, const kn_node *input);
 /* Runs every step. Fails with KN_ERR_RANGE when data is out of range (a label ≥ classes,
  * an embedding index out of bounds), the message naming the op and the value. */
 kn_status kn_plan_run(kn_plan *p);
-/* Address of a node's value after a run (outputs always; other nodes until the memory planner
- * reuses their space). NULL if the node is not in the plan. Borrowed. */
+/* Address of a node's value after a run. NULL if the node is not in the plan. Borrowed. Only
+ * outputs (and parameters and constants) are guaranteed to hold their value after a run: the
+ * memory planner reuses the space of other nodes (compile with KN_PASS_NONE to keep all). */
 const void *kn_plan_data(kn_plan *p, const kn_node *n);
 /* A borrowed kn_tensor view of a node's value (free the struct with kn_tensor_free). */
 kn_status kn_plan_tensor(kn_plan *p, const kn_node *n, kn_tensor **out);
@@ -53,12 +76,39 @@ double kn_plan_scalar(kn_plan *p, const kn_node *n); /* value of a 1-element nod
 const char *kn_plan_error(const kn_plan *p); /* message of the last failed run ("" if none) */
 /* Message of the last failed kn_plan_compile on this thread. */
 const char *kn_plan_last_error(void);
-size_t kn_plan_arena_bytes(const kn_plan *p);
+size_t kn_plan_arena_bytes(const kn_plan *p); /* the one allocation holding every buffer */
+size_t kn_plan_peak_bytes(const kn_plan *p);  /* most bytes live at one step (≤ arena) */
 int kn_plan_num_steps(const kn_plan *p);
 int kn_plan_num_fallbacks(const kn_plan *p);  /* steps running reference kernels on copies */
 uint64_t kn_plan_step_count(const kn_plan *p); /* completed runs (drives dropout masks) */
 void kn_plan_set_step_count(kn_plan *p, uint64_t step); /* e.g. when resuming */
 double kn_plan_flops(const kn_plan *p);        /* FLOPs of one run, from the op table */
+
+/* What the passes did and where the memory goes. */
+typedef struct kn_plan_stats {
+    unsigned passes;       /* KN_PASS_* bits that ran */
+    int nodes;             /* graph nodes the outputs need (before the passes) */
+    int steps;             /* kernel calls per run */
+    int dead, merged, folded, inplace; /* nodes removed / merged by CSE / computed at compile
+                                          time / writing into an input's buffer */
+    int buffers;           /* arena buffers (intermediates, inputs, outputs) */
+    size_t arena_bytes;    /* kn_plan_arena_bytes */
+    size_t peak_bytes;     /* kn_plan_peak_bytes: a lower bound for any layout */
+    size_t naive_bytes;    /* the arena with every buffer its own space and one shared scratch */
+    size_t input_bytes;    /* inputs (live for the whole plan) */
+    size_t output_bytes;   /* outputs in the arena (live for the whole plan) */
+    size_t scratch_bytes;  /* largest per-step scratch: kernel workspace + float64 copies */
+    size_t folded_bytes;   /* folded constants, held by the plan outside the arena */
+} kn_plan_stats;
+/* KN_ERR_ARG for NULL. */
+kn_status kn_plan_get_stats(const kn_plan *p, kn_plan_stats *out);
+
+/* Writes the plan as a Graphviz DOT graph, one line per node and per edge: op, shape and
+ * dtype, coloured by kind (input, parameter, constant, forward, backward, update; forward =
+ * what the `forward` nodes need, e.g. logits and loss; NULL/0: every computed node is
+ * forward). memory = also each node's arena offset and size, or "in place", "view", "folded".
+ * Compile with KN_PASS_NONE for the graph before the passes. KN_ERR_IO if writing fails. */
+kn_status kn_plan_write_dot(const kn_plan *p, FILE *f, bool memory, kn_node *const *forward, int n_forward);
 
 #ifdef __cplusplus
 }

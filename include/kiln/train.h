@@ -31,6 +31,9 @@ typedef struct kn_train_opts {
     int64_t stop_after_steps; /* > 0: save a checkpoint and stop after this many optimizer steps */
     int eval_batch;           /* 0 = 1000 */
     bool skip_epoch_test;     /* evaluate the test set only at the end, not after every epoch */
+    /* Stop at the first non-finite value any op produces, naming the op (slow). Without it, a
+     * step whose loss or gradients are not finite is skipped (no weight changes) and counted. */
+    bool debug_numerics;
 } kn_train_opts;
 
 void kn_train_opts_defaults(kn_train_opts *o); /* recipe defaults, seed 42 */
@@ -41,6 +44,7 @@ typedef struct kn_epoch_log {
     double val_loss, val_acc; /* on the validation split; NAN without one */
     double test_loss, test_acc; /* on the test set after this epoch; NAN without one */
     double images_per_s, seconds, lr;
+    int64_t skipped_steps;    /* steps whose loss or gradients were not finite: no update made */
 } kn_epoch_log;
 
 typedef struct kn_eval_result {
@@ -58,6 +62,7 @@ typedef struct kn_train_result {
     double seconds;           /* training time of this run (excluding evaluation) */
     double train_images_per_s;
     bool stopped;             /* stop_after_steps ended the run early */
+    int64_t skipped_steps;    /* steps skipped by the numerical guard (all epochs) */
     kn_eval_result test;      /* on the test set, when one was given and training finished */
     int n_logs;
     kn_epoch_log *logs;       /* one per finished epoch (resumed runs include earlier ones) */

@@ -134,10 +134,10 @@ static kn_status walk(const char *text, size_t len, csv_pass *p, kn_error *err)
             const char *c = memchr(f, ',', (size_t)(eol - f));
             double v = 0;
             parse_num(f, c ? c : eol, &v);
-            if (!(v >= 0 && v <= INT32_MAX && v == floor(v)))
+            if (!(v >= 0 && v < INT32_MAX && v == floor(v)))
                 return kn_error_set(err, KN_ERR_FORMAT,
                                     "%s: line %lld: the label (column %d) is %g; labels must be integers in "
-                                    "[0, 2^31)",
+                                    "[0, 2^31 - 1)",
                                     p->path, (long long)line, p->label, v);
         }
         p->rows++;

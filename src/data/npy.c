@@ -1,7 +1,7 @@
 /* npy.c — the NumPy .npy reader for data sets: format versions 1.0, 2.0 and 3.0, a header
  * dict with 'descr' (bool, signed/unsigned integers of 1-8 bytes, f2/f4/f8, any byte order),
  * 'fortran_order' and 'shape'. Inputs x become f32 (u8 stays u8), labels y must be integers
- * in [0, 2^31). It deliberately reads only C-ordered plain arrays: Fortran order, structured
+ * in [0, 2^31 - 1). It deliberately reads only C-ordered plain arrays: Fortran order, structured
  * or object dtypes, strings and .npz archives are reported as unsupported. */
 #include <errno.h>
 #include <stdio.h>
@@ -451,9 +451,9 @@ kn_status kn_dataset_load_npy(kn_dataset **out, const char *x_path, const char *
         for (size_t k = 0; k < cnt; k++) {
             bool ok;
             int64_t v = elem_i64(r.buf + k * (size_t)iy.size, &iy, &ok);
-            if (!ok || v < 0 || v > INT32_MAX) {
+            if (!ok || v < 0 || v >= INT32_MAX) {
                 st = kn_error_set(err, KN_ERR_FORMAT, "%s: label y[%lld] = %lld is out of range; labels must be in "
-                                                      "[0, 2^31)",
+                                                      "[0, 2^31 - 1)",
                                   y_path, (long long)(i0 + (int64_t)k), ok ? (long long)v : -1LL);
                 break;
             }

@@ -281,6 +281,11 @@ kn_node *kn__model_build(const kn_model *m, kn_graph *g, kn_node *x, bool probe,
         return bfail(&b, KN_ERR_SHAPE, "the model's output %s must be [N, classes]; end with e.g. flatten and dense",
                      shp(y->ndim, y->shape, s, sizeof s));
     }
+    if (y && y->shape[1] > (1 << 24)) {
+        b.li = m->n_layers - 1;
+        return bfail(&b, KN_ERR_SHAPE, "the model outputs %lld classes; at most 2^24 are supported",
+                     (long long)y->shape[1]);
+    }
     if (y && stats) {
         stats->classes = (int)y->shape[1];
         stats->params = stats->frozen = 0;

@@ -246,7 +246,8 @@ static kn_status parse_positional(pctx *c, kn__layer *L, char **pos, int npos)
         int64_t total = 1;
         for (int i = 0; i < npos && !st; i++) {
             st = get_int(c, what[dims == 3][i], pos[i], 1, 1 << 24, &m->in_shape[i]);
-            total *= m->in_shape[i];
+            if (!st && total <= ((int64_t)1 << 28))
+                total *= m->in_shape[i]; /* ≤ 2^28 · 2^24: no overflow; stops growing past the limit */
         }
         if (st)
             return st;

@@ -23,7 +23,12 @@
  *               p -= (lr / (1 − b1^t)) · m / (sqrt(v) / sqrt(1 − b2^t) + eps).
  * param, momentum_buf, m and v must be parameters (kn_graph_param; the state ones frozen and
  * zero-initialised), distinct, all of the param's shape and dtype; grad too. A run with
- * t < 1 fails with KN_ERR_RANGE. */
+ * t < 1 fails with KN_ERR_RANGE.
+ *
+ * A non-finite lr skips the update: parameter and state stay exactly as they were. The
+ * trainer feeds lr + 0·Σg², which is NaN as soon as any gradient is NaN or infinite, so a
+ * step with non-finite gradients changes nothing (the numerical guard; also what dynamic
+ * loss scaling needs). */
 #include <math.h>
 #include <string.h>
 
@@ -141,7 +146,7 @@ static kn_status sgd_ref(const kn__kargs *a)
     double *buf = n->nsrc > 3 ? a->src[3] : NULL;
     double mu = n->af[0], wd = n->af[1];
     int64_t numel = kn__numel(n);
-    for (int64_t i = 0; i < numel; i++) {
+    for (int64_t i = 0; i < numel && isfinite(lr); i++) {
         double g = grad[i];
         if (wd != 0)
             g += wd * p[i];
@@ -206,7 +211,7 @@ static kn_status adam_ref(const kn__kargs *a)
         return kn__kerr(a, "adam_update: step t = %g, expected >= 1 (t counts steps from 1)", t);
     double bc1 = 1 - pow(b1, t), bc2 = 1 - pow(b2, t);
     int64_t numel = kn__numel(n);
-    for (int64_t i = 0; i < numel; i++) {
+    for (int64_t i = 0; i < numel && isfinite(lr); i++) {
         double g = grad[i];
         if (n->ai[0])
             p[i] *= 1 - lr * wd;

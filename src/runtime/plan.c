@@ -1,21 +1,23 @@
-/* plan.c — compiles a graph into a plan and runs it. Compile: mark the nodes the outputs need
- * (optimizer updates run when they are among the outputs), keep creation order (topological), pick
- * a kernel per node (backend kernel, else the float64 reference on converted copies), lay out
- * all intermediate buffers, conversion copies and one shared workspace in a single arena.
- * Run: refresh parameter addresses if the graph's parameter buffer moved, then call the
- * kernels in order. No allocation happens while running.
- * Not here yet (later issues): buffer reuse by liveness, fusion, parallel sub-graphs. */
+/* plan.c — compiles a graph into a plan and runs it. Compile: build the plan-level IR of the
+ * graph (src/passes), keep what the outputs need (optimizer updates run when they are among
+ * the outputs), run the passes of the pipeline (docs/passes.md: CSE, constant folding, each
+ * followed by dead-node removal; then in-place reuse and the memory planner), pick a kernel
+ * per remaining node (backend kernel, else the float64 reference on converted copies), and
+ * allocate the one arena the planner laid out. Run: refresh parameter addresses if the
+ * graph's parameter buffer moved, then call the kernels in order. No allocation happens while
+ * running. Not here: the passes themselves (src/passes/), fusion, parallel sub-graphs. */
+#include <math.h>
 #include <omp.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
-#include "../backend/backend.h"
 #include "../core/alloc.h"
 #include "../core/core_internal.h"
-#include "kiln/plan.h"
+#include "../passes/passes.h"
 
 typedef struct plan_step {
-    kn_node *node;
+    int v;                    /* IR index */
     kn__kernel_fn fn;
     kn__kargs args;
     bool fallback;            /* reference kernel on float64 copies */
@@ -26,8 +28,9 @@ typedef struct plan_step {
 struct kn_plan {
     kn_graph *graph;
     kn_plan_opts opts;
-    size_t *offset;       /* per node id: arena offset, or SIZE_MAX */
-    int n_ids;
+    unsigned passes;      /* KN_PASS_* that ran */
+    kn__ir ir;
+    kn__memplan mem;
     plan_step *steps;
     int n_steps, n_fallbacks;
     unsigned char *arena;
@@ -58,7 +61,8 @@ void kn_plan_free(kn_plan *p)
 {
     if (!p)
         return;
-    kn__free(p->offset);
+    kn__ir_free(&p->ir);
+    kn__memplan_free(&p->mem);
     kn__free(p->steps);
     kn__free(p->arena);
     kn__free(p);
@@ -66,27 +70,38 @@ void kn_plan_free(kn_plan *p)
 
 static size_t align64(size_t x) { return (x + 63) & ~(size_t)63; }
 
-/* Address of node id's value, given the arena and graph storage. */
-static void *node_addr(kn_plan *p, const kn_node *n)
+const void *kn__plan_addr(const kn_plan *p, int i)
 {
+    i = kn__ir_rep(&p->ir, i);
+    const kn__ir_node *v = &p->ir.nodes[i];
+    const kn_node *n = v->node;
+    if (v->flags & KN__IR_FOLDED)
+        return v->value;
     if (n->op == KN_OP_PARAM)
         return (char *)p->graph->param_data + n->param_offset;
     if (n->op == KN_OP_CONST)
         return n->const_data;
-    if ((kn__op_flags[n->op] & KN_OPF_ALIAS))
-        return node_addr(p, n->src[0]);
-    return p->offset[n->id] == SIZE_MAX ? NULL : p->arena + p->offset[n->id];
+    if (!(v->flags & KN__IR_LIVE))
+        return NULL;
+    if (kn__op_flags[n->op] & KN_OPF_ALIAS)
+        return kn__plan_addr(p, v->src[0]);
+    return v->storage >= 0 ? p->arena + v->offset : NULL;
 }
+
+const kn__ir *kn__plan_ir(const kn_plan *p) { return p ? &p->ir : NULL; }
+const kn__memplan *kn__plan_memplan(const kn_plan *p) { return p ? &p->mem : NULL; }
+const unsigned char *kn__plan_arena(const kn_plan *p) { return p ? p->arena : NULL; }
 
 /* (Re)computes every address the steps use; called at compile and when params moved. */
 static void resolve(kn_plan *p)
 {
     for (int s = 0; s < p->n_steps; s++) {
         plan_step *st = &p->steps[s];
-        kn_node *n = st->node;
+        const kn__ir_node *v = &p->ir.nodes[st->v];
+        const kn_node *n = v->node;
         for (int i = 0; i < n->nsrc; i++)
-            st->orig_src[i] = node_addr(p, n->src[i]);
-        st->orig_dst = node_addr(p, n);
+            st->orig_src[i] = (void *)kn__plan_addr(p, v->src[i]);
+        st->orig_dst = (void *)kn__plan_addr(p, st->v);
         for (int i = 0; i < n->nsrc; i++)
             if (!st->fallback || !kn_dtype_is_float(n->src[i]->dtype))
                 st->args.src[i] = st->orig_src[i];
@@ -96,13 +111,33 @@ static void resolve(kn_plan *p)
     p->param_base = p->graph->param_data;
 }
 
-static bool is_f64_ready(const kn_node *n)
+/* The passes to run: opts->passes, else KILN_PASSES, else all. false on a bad KILN_PASSES. */
+static bool pick_passes(unsigned requested, unsigned *out)
 {
-    if (kn_dtype_is_float(n->dtype) && n->dtype != KN_F64)
-        return false;
-    for (int i = 0; i < n->nsrc; i++)
-        if (kn_dtype_is_float(n->src[i]->dtype) && n->src[i]->dtype != KN_F64)
+    if (requested) {
+        *out = requested & KN_PASS_ALL;
+        return true;
+    }
+    const char *env = getenv("KILN_PASSES");
+    *out = KN_PASS_ALL;
+    if (!env || !*env || !strcmp(env, "all"))
+        return true;
+    *out = 0;
+    if (!strcmp(env, "none"))
+        return true;
+    static const char *const names[] = {"dce", "cse", "fold", "inplace", "memplan"};
+    for (const char *s = env; *s;) {
+        size_t len = strcspn(s, ",");
+        bool found = false;
+        for (unsigned k = 0; k < sizeof names / sizeof names[0]; k++)
+            if (len == strlen(names[k]) && !strncmp(s, names[k], len)) {
+                *out |= 1u << k;
+                found = true;
+            }
+        if (!found)
             return false;
+        s += len + (s[len] == ',');
+    }
     return true;
 }
 
@@ -132,111 +167,120 @@ kn_status kn_plan_compile(kn_plan **out, kn_graph *g, kn_node *const *outputs, i
                             "plan: the CUDA backend is not wired into plans yet; use --device cpu");
     if (p->opts.backend != KN_BACKEND_CPU && p->opts.backend != KN_BACKEND_REF)
         return compile_fail(p, KN_ERR_ARG, "plan: unknown backend %d", (int)p->opts.backend);
-    int n_ids = p->n_ids = g->n_nodes;
-    bool *need = kn__calloc((size_t)n_ids, sizeof(bool));
-    p->offset = kn__alloc((size_t)n_ids * sizeof(size_t));
-    p->steps = kn__calloc((size_t)n_ids, sizeof(plan_step));
-    if (!need || !p->offset || !p->steps) {
-        kn__free(need);
-        return compile_fail(p, KN_ERR_OOM, "plan: out of memory for %d nodes", n_ids);
-    }
-    for (int i = 0; i < n_ids; i++)
-        p->offset[i] = SIZE_MAX;
-    for (int i = 0; i < n_outputs; i++) {
-        if (!outputs[i] || outputs[i]->graph != g) {
-            kn__free(need);
-            return compile_fail(p, KN_ERR_ARG, "plan: output %d is NULL or from another graph", i);
-        }
-        need[outputs[i]->id] = true;
-    }
-    /* Creation order is topological, so one backward sweep marks every dependency. */
-    for (int id = n_ids - 1; id >= 0; id--)
-        if (need[id])
-            for (int s = 0; s < g->nodes[id]->nsrc; s++)
-                need[g->nodes[id]->src[s]->id] = true;
+    if (!pick_passes(p->opts.passes, &p->passes))
+        return compile_fail(p, KN_ERR_ARG,
+                            "plan: KILN_PASSES='%s': expected none, all, or a comma list of dce, cse, fold, "
+                            "inplace, memplan", getenv("KILN_PASSES"));
+    char why[256];
+    kn_status st = kn__ir_build(&p->ir, g, outputs, n_outputs, p->opts.backend, p->opts.training, why, sizeof why);
+    if (st)
+        return compile_fail(p, st, "%s", why);
 
-    /* Lay out buffers and pick kernels. */
-    size_t arena = 0, copies = 0, work = 0;
-    for (int id = 0; id < n_ids; id++) {
-        kn_node *n = g->nodes[id];
+    /* The pipeline (docs/passes.md). The first sweep defines the plan: the outputs' cone. */
+    kn__ir *ir = &p->ir;
+    kn__pass_dce(ir);
+    for (int i = 0; i < ir->n; i++)
+        ir->cone += (ir->nodes[i].flags & KN__IR_LIVE) != 0;
+    bool dce = p->passes & KN_PASS_DCE;
+    if (p->passes & KN_PASS_CSE) {
+        if (kn__pass_cse(ir) < 0)
+            return compile_fail(p, KN_ERR_OOM, "plan: out of memory in common-subexpression elimination");
+        ir->n_dead += dce ? kn__pass_dce(ir) : 0;
+    }
+    if (p->passes & KN_PASS_FOLD) {
+        if (p->opts.threads > 0)
+            omp_set_num_threads(p->opts.threads); /* fold with the thread count runs use */
+        if (kn__pass_fold(ir) < 0)
+            return compile_fail(p, KN_ERR_OOM, "plan: out of memory in constant folding");
+        ir->n_dead += dce ? kn__pass_dce(ir) : 0;
+        kn__ir_drop_dead_values(ir);
+    }
+    kn__ir_schedule(ir);
+
+    /* Steps and their kernels; scratch per position (workspace + float64 copies). */
+    int n_pos = ir->n_live;
+    p->steps = kn__calloc((size_t)(n_pos ? n_pos : 1), sizeof(plan_step));
+    size_t *scratch = kn__calloc((size_t)(n_pos ? n_pos : 1), sizeof(size_t));
+    size_t *work_of = kn__calloc((size_t)(n_pos ? n_pos : 1), sizeof(size_t));
+    if (!p->steps || !scratch || !work_of) {
+        kn__free(scratch);
+        kn__free(work_of);
+        return compile_fail(p, KN_ERR_OOM, "plan: out of memory for %d steps", n_pos);
+    }
+    for (int i = 0; i < ir->n; i++) {
+        const kn__ir_node *v = &ir->nodes[i];
+        const kn_node *n = v->node;
         unsigned fl = kn__op_flags[n->op];
-        if (!need[id] || n->op == KN_OP_PARAM || n->op == KN_OP_CONST)
-            continue;
-        if (!(fl & KN_OPF_ALIAS)) {
-            p->offset[id] = arena;
-            arena += align64(kn__nbytes(n) ? kn__nbytes(n) : 1);
-        }
-        if (fl & KN_OPF_LEAF)
+        if (!(v->flags & KN__IR_LIVE) || (v->flags & KN__IR_FOLDED) || (fl & KN_OPF_LEAF))
             continue;
         p->flops += kn__op_table[n->op]->flops ? kn__op_table[n->op]->flops(n) : 0;
-        if ((fl & KN_OPF_ALIAS) && !(fl & KN_OPF_MUTATES))
-            continue; /* a pure view: no kernel */
-        plan_step *st = &p->steps[p->n_steps++];
-        st->node = n;
-        const kn__backend_kernel *k = NULL;
-        if (p->opts.backend == KN_BACKEND_CPU && kn__cpu_supports(n))
-            k = kn__cpu_kernel(n->op);
+        if (kn__ir_is_view(v))
+            continue; /* no kernel */
+        plan_step *stp = &p->steps[p->n_steps++];
+        stp->v = i;
         size_t ws = 0;
-        if (k) {
-            st->fn = k->fn;
-            ws = k->workspace ? k->workspace(n) : 0;
-        } else {
-            st->fn = kn__op_table[n->op]->ref;
-            ws = kn__op_table[n->op]->ref_workspace ? kn__op_table[n->op]->ref_workspace(n) : 0;
-            st->fallback = !is_f64_ready(n);
-            if (st->fallback) {
-                p->n_fallbacks++;
-                /* float64 copies of every floating input and of the output */
-                for (int i = 0; i < n->nsrc; i++)
-                    if (kn_dtype_is_float(n->src[i]->dtype))
-                        copies += align64((size_t)kn__numel(n->src[i]) * 8 + 1);
-                if (kn_dtype_is_float(n->dtype))
-                    copies += align64((size_t)kn__numel(n) * 8 + 1);
-            }
-        }
-        if (!st->fn) {
-            kn__free(need);
+        if (kn__pick_kernel(n, p->opts.backend, &stp->fn, &ws, &stp->fallback)) {
+            kn__free(scratch);
+            kn__free(work_of);
             return compile_fail(p, KN_ERR_UNSUPPORTED, "plan: op %s has no kernel", kn__op_names[n->op]);
         }
-        if (ws > work)
-            work = ws;
+        work_of[v->pos] = ws;
+        scratch[v->pos] = ws ? align64(ws) : 0;
+        if (stp->fallback) {
+            p->n_fallbacks++;
+            scratch[v->pos] += kn__fallback_copy_bytes(n);
+        }
     }
-    kn__free(need);
-    size_t copy_off = arena;
-    arena += copies;
-    size_t work_off = arena;
-    arena += align64(work + 1);
-    p->arena_bytes = arena;
-    p->arena = kn__alloc(arena);
-    if (!p->arena)
-        return compile_fail(p, KN_ERR_OOM, "plan: out of memory for a %zu-byte arena", arena);
-    memset(p->arena, 0, arena);
+    if (p->opts.debug_numerics)
+        p->passes &= ~KN_PASS_INPLACE; /* keep inputs intact so the check can tell where a NaN began */
+    if (p->passes & KN_PASS_INPLACE) {
+        if (kn__pass_inplace(ir) < 0) {
+            kn__free(scratch);
+            kn__free(work_of);
+            return compile_fail(p, KN_ERR_OOM, "plan: out of memory in in-place reuse");
+        }
+    }
+    st = kn__memplan_build(ir, scratch, p->passes & KN_PASS_MEMPLAN, &p->mem);
+    kn__free(scratch);
+    if (st) {
+        kn__free(work_of);
+        return compile_fail(p, st, "plan: out of memory in the memory planner");
+    }
+    p->arena_bytes = p->mem.arena_bytes ? p->mem.arena_bytes : 64;
+    p->arena = kn__alloc(p->arena_bytes);
+    if (!p->arena) {
+        kn__free(work_of);
+        return compile_fail(p, KN_ERR_OOM, "plan: out of memory for a %zu-byte arena", p->arena_bytes);
+    }
+    memset(p->arena, 0, p->arena_bytes);
 
-    /* Second pass: float64 fallback copies sit after all node buffers, in step order. */
-    size_t cursor = copy_off;
+    /* Kernel arguments; a step's scratch holds its workspace, then its float64 copies. */
     for (int s = 0; s < p->n_steps; s++) {
-        plan_step *st = &p->steps[s];
-        kn_node *n = st->node;
-        st->args.node = n;
-        st->args.work = p->arena + work_off;
-        st->args.seed = g->seed;
-        st->args.training = p->opts.training;
-        st->args.threads = p->opts.threads;
-        st->args.err = p->msg;
-        st->args.err_size = sizeof p->msg;
-        if (!st->fallback)
+        plan_step *stp = &p->steps[s];
+        const kn__ir_node *v = &ir->nodes[stp->v];
+        const kn_node *n = v->node;
+        int b = p->mem.scratch[v->pos];
+        unsigned char *base = b >= 0 ? p->arena + p->mem.bufs[b].offset : p->arena;
+        stp->args.node = n;
+        stp->args.work = work_of[v->pos] ? base : NULL;
+        stp->args.seed = g->seed;
+        stp->args.training = p->opts.training;
+        stp->args.threads = p->opts.threads;
+        stp->args.err = p->msg;
+        stp->args.err_size = sizeof p->msg;
+        if (!stp->fallback)
             continue;
+        size_t cursor = work_of[v->pos] ? align64(work_of[v->pos]) : 0;
         for (int i = 0; i < n->nsrc; i++) {
             if (!kn_dtype_is_float(n->src[i]->dtype))
                 continue;
-            st->args.src[i] = p->arena + cursor;
+            stp->args.src[i] = base + cursor;
             cursor += align64((size_t)kn__numel(n->src[i]) * 8 + 1);
         }
-        if (kn_dtype_is_float(n->dtype)) {
-            st->args.dst = p->arena + cursor;
-            cursor += align64((size_t)kn__numel(n) * 8 + 1);
-        }
+        if (kn_dtype_is_float(n->dtype))
+            stp->args.dst = base + cursor;
     }
+    kn__free(work_of);
     resolve(p);
     *out = p;
     return KN_OK;
@@ -246,6 +290,35 @@ static void refresh(kn_plan *p)
 {
     if (p->graph->param_data != p->param_base)
         resolve(p);
+}
+
+/* Index of the first NaN/Inf among n elements (f32/f64; other dtypes are not checked), or -1. */
+static int64_t first_nonfinite(const void *d, kn_dtype dt, int64_t n)
+{
+    for (int64_t i = 0; d && i < n; i++)
+        if ((dt == KN_F32 && !isfinite(((const float *)d)[i])) || (dt == KN_F64 && !isfinite(((const double *)d)[i])))
+            return i;
+    return -1;
+}
+
+/* The --debug-numerics check after step st: KN_OK, or KN_ERR_RANGE with the message. */
+static kn_status check_numerics(kn_plan *p, const plan_step *st, const kn_node *n)
+{
+    int64_t at = first_nonfinite(st->orig_dst, n->dtype, kn__numel(n));
+    if (at < 0)
+        return KN_OK;
+    double v = kn__load_f64(st->orig_dst, n->dtype, at);
+    int bad_in = -1;
+    for (int i = 0; i < n->nsrc && bad_in < 0 && !(kn__op_flags[n->op] & KN_OPF_MUTATES); i++)
+        if (first_nonfinite(st->orig_src[i], n->src[i]->dtype, kn__numel(n->src[i])) >= 0)
+            bad_in = i;
+    char why[160] = "its inputs are finite: this op created it";
+    if (bad_in >= 0)
+        snprintf(why, sizeof why, "its input %d (%s %s%s%s) already held one", bad_in, kn__op_names[n->src[bad_in]->op],
+                 kn__shp(n->src[bad_in]), n->src[bad_in]->name[0] ? " " : "", n->src[bad_in]->name);
+    snprintf(p->msg, sizeof p->msg, "numerics: first non-finite value: %s (node %d%s%s) output %s[%lld] = %g; %s",
+             kn__op_names[n->op], n->id, n->name[0] ? " " : "", n->name, kn__shp(n), (long long)at, v, why);
+    return KN_ERR_RANGE;
 }
 
 kn_status kn_plan_run(kn_plan *p)
@@ -258,7 +331,7 @@ kn_status kn_plan_run(kn_plan *p)
         omp_set_num_threads(p->opts.threads);
     for (int s = 0; s < p->n_steps; s++) {
         plan_step *st = &p->steps[s];
-        kn_node *n = st->node;
+        const kn_node *n = p->ir.nodes[st->v].node;
         st->args.step = p->step_count;
         if (st->fallback)
             for (int i = 0; i < n->nsrc; i++)
@@ -280,6 +353,8 @@ kn_status kn_plan_run(kn_plan *p)
             if (kn_dtype_is_float(n->dtype))
                 kn_convert(st->orig_dst, n->dtype, st->args.dst, KN_F64, kn__numel(n));
         }
+        if (p->opts.debug_numerics && (rc = check_numerics(p, st, n)) != KN_OK)
+            return rc;
     }
     p->step_count++;
     return KN_OK;
@@ -287,7 +362,7 @@ kn_status kn_plan_run(kn_plan *p)
 
 static bool in_plan(const kn_plan *p, const kn_node *n)
 {
-    return p && n && n->graph == p->graph && n->id < p->n_ids;
+    return p && n && n->graph == p->graph && n->id < p->ir.n;
 }
 
 kn_status kn_plan_set_input(kn_plan *p, const kn_node *input, const void *data, size_t bytes)
@@ -304,15 +379,19 @@ kn_status kn_plan_set_input(kn_plan *p, const kn_node *input, const void *data, 
                  kn_dtype_name(input->dtype), kn__shp(input), kn__nbytes(input), bytes);
         return KN_ERR_SHAPE;
     }
-    memcpy(dst, data, bytes);
+    if (bytes)
+        memcpy(dst, data, bytes);
     return KN_OK;
 }
 
 void *kn_plan_input_data(kn_plan *p, const kn_node *input)
 {
-    if (!in_plan(p, input) || input->op != KN_OP_INPUT || p->offset[input->id] == SIZE_MAX)
+    if (!in_plan(p, input) || input->op != KN_OP_INPUT)
         return NULL;
-    return p->arena + p->offset[input->id];
+    const kn__ir_node *v = &p->ir.nodes[input->id];
+    if (!(v->flags & KN__IR_LIVE) || v->storage < 0)
+        return NULL;
+    return p->arena + v->offset;
 }
 
 const void *kn_plan_data(kn_plan *p, const kn_node *n)
@@ -320,17 +399,7 @@ const void *kn_plan_data(kn_plan *p, const kn_node *n)
     if (!in_plan(p, n))
         return NULL;
     refresh(p);
-    if (n->op == KN_OP_PARAM || n->op == KN_OP_CONST)
-        return node_addr(p, n);
-    if ((kn__op_flags[n->op] & KN_OPF_ALIAS)) {
-        const kn_node *r = n;
-        while (kn__op_flags[r->op] & KN_OPF_ALIAS)
-            r = r->src[0];
-        if (r->op != KN_OP_PARAM && r->op != KN_OP_CONST && p->offset[r->id] == SIZE_MAX)
-            return NULL;
-        return node_addr(p, n);
-    }
-    return p->offset[n->id] == SIZE_MAX ? NULL : p->arena + p->offset[n->id];
+    return kn__plan_addr(p, n->id);
 }
 
 kn_status kn_plan_tensor(kn_plan *p, const kn_node *n, kn_tensor **out)
@@ -347,8 +416,40 @@ double kn_plan_scalar(kn_plan *p, const kn_node *n)
     return d ? kn__load_f64(d, n->dtype, 0) : NAN;
 }
 
+kn_status kn_plan_get_stats(const kn_plan *p, kn_plan_stats *out)
+{
+    if (!p || !out)
+        return KN_ERR_ARG;
+    memset(out, 0, sizeof *out);
+    out->passes = p->passes;
+    out->nodes = p->ir.cone;
+    out->steps = p->n_steps;
+    out->dead = p->ir.n_dead;
+    out->merged = p->ir.n_merged;
+    out->folded = p->ir.n_folded;
+    out->inplace = p->ir.n_inplace;
+    for (int b = 0; b < p->mem.n_bufs; b++)
+        out->buffers += p->mem.bufs[b].owner >= 0;
+    out->arena_bytes = p->arena_bytes;
+    out->peak_bytes = p->mem.peak_bytes;
+    out->naive_bytes = p->mem.naive_bytes;
+    out->input_bytes = p->mem.input_bytes;
+    out->output_bytes = p->mem.output_bytes;
+    out->scratch_bytes = p->mem.scratch_bytes;
+    out->folded_bytes = p->ir.folded_bytes;
+    return KN_OK;
+}
+
+kn_status kn_plan_write_dot(const kn_plan *p, FILE *f, bool memory, kn_node *const *forward, int n_forward)
+{
+    if (!p || !f || n_forward < 0 || (n_forward && !forward))
+        return KN_ERR_ARG;
+    return kn__dot_write(p, f, memory, forward, n_forward);
+}
+
 const char *kn_plan_error(const kn_plan *p) { return p ? p->msg : "no plan"; }
 size_t kn_plan_arena_bytes(const kn_plan *p) { return p ? p->arena_bytes : 0; }
+size_t kn_plan_peak_bytes(const kn_plan *p) { return p ? p->mem.peak_bytes : 0; }
 int kn_plan_num_steps(const kn_plan *p) { return p ? p->n_steps : 0; }
 int kn_plan_num_fallbacks(const kn_plan *p) { return p ? p->n_fallbacks : 0; }
 uint64_t kn_plan_step_count(const kn_plan *p) { return p ? p->step_count : 0; }

@@ -36,15 +36,18 @@ void kn__normalize(const void *raw, kn_dtype dt, int64_t size, const kn__norm *n
 void kn__norm_fit(const kn_dataset *ds, kn__norm *nm)
 {
     nm->scale = ds->dtype == KN_U8 ? 1.0f / 255.0f : 1.0f;
-    int64_t total = ds->n * kn_dataset_example_size(ds);
+    int64_t total = ds->n * kn_dataset_example_size(ds), count = 0;
     double s = 0, s2 = 0;
     for (int64_t i = 0; i < total; i++) {
         double v = ds->dtype == KN_U8 ? ((const uint8_t *)ds->x)[i] : ((const float *)ds->x)[i];
+        if (!isfinite(v))
+            continue; /* a NaN in the data must not poison the statistics: the guard skips its batch */
         v *= nm->scale;
         s += v;
         s2 += v * v;
+        count++;
     }
-    double mean = total ? s / (double)total : 0, var = total ? s2 / (double)total - mean * mean : 1;
+    double mean = count ? s / (double)count : 0, var = count ? s2 / (double)count - mean * mean : 1;
     nm->mean = (float)mean;
     nm->std = var > 1e-12 ? (float)sqrt(var) : 1.0f;
 }

@@ -57,6 +57,8 @@ void kn__progress_epoch(kn__progress *p, const kn_epoch_log *l, int epochs, int6
         fprintf(stderr, "  val_loss %.4f  val_acc %.4f", l->val_loss, l->val_acc);
     if (!isnan(l->test_acc))
         fprintf(stderr, "  test_acc %.4f", l->test_acc);
+    if (l->skipped_steps)
+        fprintf(stderr, "  skipped %lld", (long long)l->skipped_steps);
     fprintf(stderr, "  %.0f img/s  %s  ETA %s  lr %.3g\n", l->images_per_s, t, e, l->lr);
     fflush(stderr);
 }
@@ -126,7 +128,7 @@ kn_status kn__write_epoch_outputs(const char *dir, const kn_epoch_log *logs, int
 {
     sbuf b = {0};
     sb_printf(&b, "epoch,train_loss,train_accuracy,val_loss,val_accuracy,test_loss,test_accuracy,images_per_s,"
-                  "seconds,lr\n");
+                  "seconds,lr,skipped_steps\n");
     for (int i = 0; i < n; i++) {
         const kn_epoch_log *l = &logs[i];
         sb_printf(&b, "%d,%.6f,%.6f,", l->epoch, l->train_loss, l->train_acc);
@@ -138,7 +140,7 @@ kn_status kn__write_epoch_outputs(const char *dir, const kn_epoch_log *logs, int
             sb_printf(&b, ",,");
         else
             sb_printf(&b, "%.6f,%.6f,", l->test_loss, l->test_acc);
-        sb_printf(&b, "%.1f,%.3f,%.6g\n", l->images_per_s, l->seconds, l->lr);
+        sb_printf(&b, "%.1f,%.3f,%.6g,%lld\n", l->images_per_s, l->seconds, l->lr, (long long)l->skipped_steps);
     }
     kn_status st = sb_write(&b, dir, "metrics.csv", err);
     if (st)
@@ -190,6 +192,7 @@ kn_status kn__write_summary(const char *dir, const kn_train_result *res, const k
     sb_num(&b, "test_loss", test ? test->loss : NAN, true);
     sb_printf(&b, "  \"epochs\": %d,\n", res->epochs_done);
     sb_printf(&b, "  \"steps\": %lld,\n", (long long)res->steps);
+    sb_printf(&b, "  \"skipped_steps\": %lld,\n", (long long)res->skipped_steps);
     sb_num(&b, "train_images_per_s", res->train_images_per_s, true);
     sb_num(&b, "seconds", res->seconds, true);
     sb_num(&b, "final_train_loss", n ? logs[n - 1].train_loss : NAN, true);
@@ -222,8 +225,9 @@ kn_status kn__history_string(const kn_epoch_log *logs, int n, char **out)
     sb_printf(&b, "%s", "");
     for (int i = 0; i < n; i++) {
         const kn_epoch_log *l = &logs[i];
-        sb_printf(&b, "%d %.17g %.17g %.17g %.17g %.17g %.17g %.17g %.17g %.17g\n", l->epoch, l->train_loss,
-                  l->train_acc, l->val_loss, l->val_acc, l->test_loss, l->test_acc, l->images_per_s, l->seconds, l->lr);
+        sb_printf(&b, "%d %.17g %.17g %.17g %.17g %.17g %.17g %.17g %.17g %.17g %lld\n", l->epoch, l->train_loss,
+                  l->train_acc, l->val_loss, l->val_acc, l->test_loss, l->test_acc, l->images_per_s, l->seconds, l->lr,
+                  (long long)l->skipped_steps);
     }
     if (b.oom) {
         kn__free(b.s);
@@ -238,8 +242,10 @@ kn_status kn__history_parse(const char *s, kn_epoch_log **logs, int *n, int *cap
     while (*s) {
         kn_epoch_log l;
         int used = 0;
-        if (sscanf(s, "%d %lf %lf %lf %lf %lf %lf %lf %lf %lf%n", &l.epoch, &l.train_loss, &l.train_acc, &l.val_loss,
-                   &l.val_acc, &l.test_loss, &l.test_acc, &l.images_per_s, &l.seconds, &l.lr, &used) != 10)
+        long long skipped = 0;
+        if (sscanf(s, "%d %lf %lf %lf %lf %lf %lf %lf %lf %lf %lld%n", &l.epoch, &l.train_loss, &l.train_acc,
+                   &l.val_loss, &l.val_acc, &l.test_loss, &l.test_acc, &l.images_per_s, &l.seconds, &l.lr, &skipped,
+                   &used) != 11)
             break;
         if (*n == *cap) {
             int c = *cap ? 2 * *cap : 16;
@@ -249,6 +255,7 @@ kn_status kn__history_parse(const char *s, kn_epoch_log **logs, int *n, int *cap
             *logs = p;
             *cap = c;
         }
+        l.skipped_steps = skipped;
         (*logs)[(*n)++] = l;
         s += used;
         while (*s == '\n' || *s == ' ')

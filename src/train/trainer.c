@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "../core/alloc.h"
 #include "kiln/io.h"
@@ -22,6 +23,8 @@
 typedef struct branch {
     int64_t batch;
     kn_node *x, *y, *logits, *loss, *lr, *t;
+    kn_node *gnorm2;      /* Σ g² over all gradients: non-finite means the update was skipped */
+    kn_node *lr_guarded;  /* lr + 0·gnorm2: NaN (so the update kernels skip) when gnorm2 is not finite */
     kn_plan *plan;        /* forward + backward + (accumulate) + update */
     kn_plan *micro;       /* accumulation only (accum > 1) */
 } branch;
@@ -38,6 +41,7 @@ typedef struct trainer {
     kn__norm norm;
     int64_t step;          /* optimizer steps done */
     int64_t micro_count;   /* micro-batches since the last update (accum > 1) */
+    int64_t skipped;       /* steps skipped by the numerical guard */
     int epoch;             /* epochs finished */
     int64_t batch_in_epoch;/* batches done in the current epoch (resume point) */
     kn_epoch_log *logs;
@@ -88,14 +92,18 @@ static kn_node *update(trainer *t, branch *b, kn_node *p, kn_node *gr)
     const kn_recipe *r = &t->r;
     if (!strcmp(r->optimizer, "sgd")) {
         kn_node *buf = r->momentum > 0 ? state_of(t, p, "momentum_buffer") : NULL;
-        return kn_graph_sgd_update(t->g, p, gr, b->lr, buf, r->momentum, r->weight_decay, r->nesterov);
+        return kn_graph_sgd_update(t->g, p, gr, b->lr_guarded, buf, r->momentum, r->weight_decay, r->nesterov);
     }
-    return kn_graph_adam_update(t->g, p, gr, b->lr, b->t, state_of(t, p, "exp_avg"), state_of(t, p, "exp_avg_sq"),
-                                r->beta1, r->beta2, r->eps, r->weight_decay, !strcmp(r->optimizer, "adamw"));
+    return kn_graph_adam_update(t->g, p, gr, b->lr_guarded, b->t, state_of(t, p, "exp_avg"),
+                                state_of(t, p, "exp_avg_sq"), r->beta1, r->beta2, r->eps, r->weight_decay,
+                                !strcmp(r->optimizer, "adamw"));
 }
 
-/* Scales gradients so that their global L2 norm is at most clip. */
-static void clip_grads(trainer *t, kn_node **grads)
+/* The numerical guard and clipping: gnorm2 = Σ g² over every gradient; the updates get
+ * lr + 0·gnorm2, which is NaN exactly when some gradient is NaN or infinite, and the update
+ * kernels skip on a non-finite lr (src/ops/optim.c). With clip > 0 the gradients are scaled
+ * so that their global L2 norm is at most clip. */
+static void guard_and_clip(trainer *t, branch *b, kn_node **grads)
 {
     kn_graph *g = t->g;
     kn_node *sq = NULL;
@@ -103,6 +111,10 @@ static void clip_grads(trainer *t, kn_node **grads)
         kn_node *s = kn_graph_sum(g, kn_graph_mul(g, grads[i], grads[i]), 0, false);
         sq = sq ? kn_graph_add(g, sq, s) : s;
     }
+    b->gnorm2 = sq;
+    b->lr_guarded = kn_graph_add(g, b->lr, kn_graph_mul(g, kn_graph_scalar(g, KN_F32, 0.0), sq));
+    if (t->r.clip_norm <= 0)
+        return;
     kn_node *norm = kn_graph_sqrt(g, sq);
     kn_node *factor = kn_graph_div(g, kn_graph_scalar(g, KN_F32, t->r.clip_norm),
                                    kn_graph_clamp(g, norm, t->r.clip_norm, INFINITY));
@@ -146,49 +158,37 @@ static kn_status build_branch(trainer *t, branch *b, int64_t batch, const char *
         if (!grads[i])
             return kn_error_set(err, KN_ERR_ARG, "parameter %s does not affect the loss", kn_node_name(t->params[i]));
 
-    kn_node *outs[2 * MAX_PARAMS + 2];
+    kn_node *outs[MAX_PARAMS + 3];
     int n_outs = 0;
     outs[n_outs++] = b->loss;
     outs[n_outs++] = b->logits;
     int accum = t->r.accum > 1 ? t->r.accum : 1;
+    kn_plan_opts po = {.backend = KN_BACKEND_CPU, .training = true, .threads = t->o.threads,
+                       .debug_numerics = t->o.debug_numerics};
+    if (t->o.debug_numerics)
+        po.passes = KN_PASS_ALL; /* explicit bits: ignore KILN_PASSES (the in-place pass is off anyway) */
     if (accum > 1) {
-        /* acc += g/accum on every micro-batch; the last one then updates from acc and zeroes it */
-        kn_node *inv = kn_graph_scalar(g, KN_F32, -1.0 / accum), *one = kn_graph_scalar(g, KN_F32, 1.0);
+        /* acc += g/accum on every micro-batch (the micro plan); the last micro-batch's plan
+         * also updates from acc; the trainer zeroes acc after that (zero_accumulators) */
+        kn_node *inv = kn_graph_scalar(g, KN_F32, -1.0 / accum);
         kn_node *micro_outs[MAX_PARAMS + 2] = {b->loss, b->logits};
         for (int i = 0; i < t->n_params; i++) {
             kn_node *acc = state_of(t, t->params[i], "grad_accum");
             grads[i] = kn_graph_sgd_update(g, acc, grads[i], inv, NULL, 0, 0, false);
             micro_outs[i + 2] = grads[i];
         }
-        kn_plan_opts po = {.backend = KN_BACKEND_CPU, .training = true, .threads = t->o.threads};
         if (kn_graph_status(g))
             return graph_err(t, err, "building gradient accumulation");
         st = kn_plan_compile(&b->micro, g, micro_outs, t->n_params + 2, &po);
         if (st)
             return kn_error_set(err, st, "compiling the accumulation step: %s", kn_plan_last_error());
-        if (t->r.clip_norm > 0)
-            clip_grads(t, grads);
-        for (int i = 0; i < t->n_params; i++)
-            outs[n_outs++] = update(t, b, t->params[i], grads[i]);
-        /* then zero the accumulators: acc -= 1·(0 + 1·acc), i.e. weight decay 1 on a zero gradient;
-         * created after the updates, so the plan runs them after the updates read acc */
-        for (int i = 0; i < t->n_params; i++) {
-            kn_node *acc = state_of(t, t->params[i], "grad_accum");
-            int64_t shape[KN_MAX_DIMS];
-            for (int d = 0; d < kn_node_ndim(acc); d++)
-                shape[d] = kn_node_dim(acc, d);
-            kn_node *zero = kn_graph_const(g, kn_node_dtype(acc), kn_node_ndim(acc), shape, NULL);
-            outs[n_outs++] = kn_graph_sgd_update(g, acc, zero, one, NULL, 0, 1.0, false);
-        }
-    } else {
-        if (t->r.clip_norm > 0)
-            clip_grads(t, grads);
-        for (int i = 0; i < t->n_params; i++)
-            outs[n_outs++] = update(t, b, t->params[i], grads[i]);
     }
+    guard_and_clip(t, b, grads);
+    outs[n_outs++] = b->gnorm2;
+    for (int i = 0; i < t->n_params; i++)
+        outs[n_outs++] = update(t, b, t->params[i], grads[i]);
     if (kn_graph_status(g))
         return graph_err(t, err, "building the optimizer");
-    kn_plan_opts po = {.backend = KN_BACKEND_CPU, .training = true, .threads = t->o.threads};
     st = kn_plan_compile(&b->plan, g, outs, n_outs, &po);
     if (st)
         return kn_error_set(err, st, "compiling the training step: %s", kn_plan_last_error());
@@ -225,7 +225,22 @@ static int64_t steps_per_epoch(const trainer *t, int64_t n_train)
     return t->r.accum > 1 ? batches / t->r.accum : batches;
 }
 
-/* One batch through the branch; returns the loss and adds correct predictions. */
+/* Zeroes the gradient accumulators after an optimizer step (accum > 1). */
+static void zero_accumulators(trainer *t)
+{
+    for (int i = 0; i < t->n_params; i++) {
+        char name[256];
+        snprintf(name, sizeof name, "%s.grad_accum", kn_node_name(t->params[i]));
+        kn_node *acc = kn_graph_find(t->g, name);
+        void *d = kn_graph_param_data(t->g, acc);
+        if (d)
+            memset(d, 0, (size_t)kn_node_numel(acc) * kn_dtype_size(kn_node_dtype(acc)));
+    }
+}
+
+/* One batch through the branch; returns the loss and adds correct predictions. A step whose
+ * loss or gradients are not finite changes no weights (the guard in the graph); it is counted
+ * in t->skipped and reported, and *loss is NaN. */
 static kn_status train_batch(trainer *t, branch *b, const kn_batch *bt, int64_t spe, double *loss, int64_t *correct,
                              kn_error *err)
 {
@@ -251,12 +266,23 @@ static kn_status train_batch(trainer *t, branch *b, const kn_batch *bt, int64_t 
             best = z[i * c + j] > z[i * c + best] ? j : best;
         *correct += best == bt->y[i];
     }
-    if (last_micro) {
-        t->step++;
-        t->micro_count = 0;
-    } else {
+    if (!last_micro) {
         t->micro_count++;
+        return KN_OK;
     }
+    t->micro_count = 0;
+    if (accum > 1)
+        zero_accumulators(t);
+    double g2 = kn_plan_scalar(p, b->gnorm2);
+    if (!isfinite(*loss) || !isfinite(g2)) {
+        t->skipped++;
+        if (t->o.progress && t->skipped <= 10)
+            fprintf(stderr, "%skiln: step %lld: loss %g, squared gradient norm %g: not finite, update skipped%s\n",
+                    isatty(2) ? "\r\033[K" : "", (long long)t->step, *loss, g2,
+                    t->skipped == 10 ? " (further skips are only counted)" : "");
+        return KN_OK;
+    }
+    t->step++;
     return KN_OK;
 }
 
@@ -274,6 +300,7 @@ static kn_status save_checkpoint(trainer *t, const char *path, kn_error *err)
     META("kiln.epoch", "%d", t->epoch)
     META("kiln.step", "%lld", (long long)t->step)
     META("kiln.micro", "%lld", (long long)t->micro_count)
+    META("kiln.skipped", "%lld", (long long)t->skipped)
     META("kiln.batch_in_epoch", "%lld", (long long)t->batch_in_epoch)
     META("kiln.seed", "%llu", (unsigned long long)t->o.seed)
     META("kiln.norm_scale", "%.9g", t->norm.scale)
@@ -322,6 +349,7 @@ static kn_status resume(trainer *t, kn_error *err)
     t->epoch = (int)meta_int(&meta, "kiln.epoch");
     t->step = meta_int(&meta, "kiln.step");
     t->micro_count = meta_int(&meta, "kiln.micro");
+    t->skipped = meta_int(&meta, "kiln.skipped");
     t->batch_in_epoch = meta_int(&meta, "kiln.batch_in_epoch");
     if (!st && (uint64_t)meta_int(&meta, "kiln.seed") != t->o.seed)
         st = kn_error_set(err, KN_ERR_ARG, "%s was trained with seed %lld; resume with --seed %lld", path,
@@ -381,7 +409,7 @@ static kn_status run_epochs(trainer *t, const kn_dataset *train, const kn_datase
     while (!st && t->epoch < r->epochs) {
         st = kn_loader_start_epoch(ld, t->epoch);
         double t0 = kn__now(), loss_sum = 0;
-        int64_t correct = 0, seen = 0, nb = kn_loader_num_batches(ld);
+        int64_t correct = 0, seen = 0, counted = 0, nb = kn_loader_num_batches(ld), skipped0 = t->skipped;
         kn_batch bt;
         int64_t skip = t->batch_in_epoch;
         while (!st && kn_loader_next(ld, &bt)) {
@@ -392,12 +420,16 @@ static kn_status run_epochs(trainer *t, const kn_dataset *train, const kn_datase
             st = train_batch(t, b, &bt, spe, &loss, &correct, err);
             if (st)
                 break;
-            loss_sum += loss * (double)bt.n;
+            if (isfinite(loss)) { /* skipped steps do not enter the averages */
+                loss_sum += loss * (double)bt.n;
+                counted += bt.n;
+            }
             seen += bt.n;
             t->batch_in_epoch = bt.index + 1;
             double el = kn__now() - t0;
-            kn__progress_step(&pg, t->epoch + 1, r->epochs, t->batch_in_epoch, nb, loss_sum / (double)seen,
-                              (double)correct / (double)seen, (double)seen / el, el);
+            kn__progress_step(&pg, t->epoch + 1, r->epochs, t->batch_in_epoch, nb,
+                              counted ? loss_sum / (double)counted : NAN, (double)correct / (double)seen,
+                              (double)seen / el, el);
             if (t->o.stop_after_steps > 0 && t->step >= t->o.stop_after_steps && t->micro_count == 0) {
                 train_seconds += kn__now() - t0;
                 res->stopped = true;
@@ -409,10 +441,13 @@ static kn_status run_epochs(trainer *t, const kn_dataset *train, const kn_datase
         double secs = kn__now() - t0;
         train_seconds += secs;
         train_images += seen;
-        kn_epoch_log l = {.epoch = t->epoch + 1, .train_loss = seen ? loss_sum / (double)seen : NAN,
-                          .train_acc = seen ? (double)correct / (double)seen : NAN, .val_loss = NAN, .val_acc = NAN, .test_loss = NAN, .test_acc = NAN,
+        kn_epoch_log l = {.epoch = t->epoch + 1,
+                          .train_loss = counted ? loss_sum / (double)counted : NAN,
+                          .train_acc = seen ? (double)correct / (double)seen : NAN,
+                          .val_loss = NAN, .val_acc = NAN, .test_loss = NAN, .test_acc = NAN,
                           .images_per_s = secs > 0 ? (double)seen / secs : 0, .seconds = secs,
-                          .lr = schedule_lr(r, t->step ? t->step - 1 : 0, spe)};
+                          .lr = schedule_lr(r, t->step ? t->step - 1 : 0, spe),
+                          .skipped_steps = t->skipped - skipped0};
         if (n_val > 0) {
             kn_eval_result ev;
             st = kn__evaluate(&t->eval, train, va_idx, n_val, &t->norm, &ev, err);
@@ -536,6 +571,7 @@ kn_status kn_train(const kn_model *m, const kn_dataset *train, const kn_dataset 
     }
     res->epochs_done = t.epoch;
     res->steps = t.step;
+    res->skipped_steps = t.skipped;
     if (!st && opts->out_dir && !res->stopped)
         st = kn__write_summary(opts->out_dir, res, t.logs, t.n_logs, test ? &res->test : NULL, err);
     if (!st) {

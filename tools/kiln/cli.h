@@ -30,5 +30,7 @@ int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_predict(int argc, char **argv);
 int cmd_info(int argc, char **argv);
+int cmd_graph(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
 
 #endif

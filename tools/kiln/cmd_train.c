@@ -25,6 +25,8 @@ static void usage(FILE *f)
             "  --threads N        CPU threads (default: all cores)\n"
             "  --resume DIR       continue the run saved in DIR (same model, data and seed)\n"
             "  --stop-after-steps N  save and stop after N optimizer steps (resume later)\n"
+            "  --debug-numerics   stop at the first op that produces NaN/Inf and name it (slow); without\n"
+            "                     it a step with a non-finite loss or gradient is skipped and counted\n"
             "  --quiet            no progress output\n");
 }
 
@@ -83,6 +85,8 @@ int cmd_train(int argc, char **argv)
             o.stop_after_steps = t;
         } else if (cli_flag(argv, i, "--quiet")) {
             o.progress = false;
+        } else if (cli_flag(argv, i, "--debug-numerics")) {
+            o.debug_numerics = true;
         } else if (cli_flag(argv, i, "--nesterov") || cli_flag(argv, i, "--flip") ||
                    cli_flag(argv, i, "--no-augment")) {
             if (n_over + 2 > 64)

@@ -13,6 +13,8 @@ static int usage(FILE *f)
             "  eval      accuracy, loss and confusion matrix of saved models\n"
             "  predict   top classes for images or data-set examples\n"
             "  info      layers, shapes, parameters and FLOPs of a model or checkpoint\n"
+            "  graph     the training step as Graphviz DOT, before or after the graph passes\n"
+            "  bench     time a training step or inference: ms, images/s, GFLOP/s, fraction of peak\n"
             "  version   print the version\n");
     return f == stderr ? 2 : 0;
 }
@@ -30,6 +32,10 @@ int main(int argc, char **argv)
         return cmd_predict(argc, argv);
     if (!strcmp(c, "info"))
         return cmd_info(argc, argv);
+    if (!strcmp(c, "graph"))
+        return cmd_graph(argc, argv);
+    if (!strcmp(c, "bench"))
+        return cmd_bench(argc, argv);
     if (!strcmp(c, "version") || !strcmp(c, "--version")) {
         printf("kiln %s\n", KILN_VERSION);
         return 0;

@@ -2,12 +2,17 @@
  * Adam/AdamW). One pass over the parameter, in place: the output is the parameter itself
  * (a->dst == a->src[0]). Per-step scalars (lr, bias corrections) are computed once in double;
  * the loops are branch-free (one loop per SGD variant) so they vectorise, and split over
- * OpenMP threads for large parameters.
+ * OpenMP threads for large parameters. Adam's loop calls sqrtf, which GCC will not vectorise
+ * (errno), so with AVX-512 it is also written with intrinsics (same steps, 16 lanes).
  *
  * Not here: the update rules' definition, checks and float64 reference (src/ops/optim.c).
  * lr and t may be f32 or f64 (read once); everything else is f32. */
 #include <math.h>
 #include <string.h>
+#if defined(__AVX512F__) && !defined(KN_CPU_NO_AVX512)
+#include <immintrin.h>
+#define OPTIM_AVX512 1
+#endif
 
 #include "../../core/core_internal.h"
 #include "../backend.h"
@@ -34,6 +39,10 @@ static kn_status sgd_cpu(const kn__kargs *a)
     float *restrict buf = n->nsrc > 3 ? a->src[3] : NULL;
     const float lr = (float)scalar_in(a, 2), mu = (float)n->af[0], wd = (float)n->af[1];
     bool par = numel >= PAR_ELEMS;
+    if (!isfinite(lr)) { /* the numerical guard: skip (see src/ops/optim.c) */
+        store_out(a, p, numel);
+        return KN_OK;
+    }
     if (n->af[0] == 0) {
 #pragma omp parallel for simd schedule(static) if(par)
         for (int64_t i = 0; i < numel; i++)
@@ -67,6 +76,10 @@ static kn_status adam_cpu(const kn__kargs *a)
     double lr = scalar_in(a, 2), t = scalar_in(a, 3);
     if (!(t >= 1))
         return kn__kerr(a, "adam_update: step t = %g, expected >= 1 (t counts steps from 1)", t);
+    if (!isfinite(lr)) { /* the numerical guard: skip (see src/ops/optim.c) */
+        store_out(a, p, numel);
+        return KN_OK;
+    }
     double b1 = n->af[0], b2 = n->af[1], wd = n->af[3];
     const float fb1 = (float)b1, fb2 = (float)b2, c1 = (float)(1 - b1), c2 = (float)(1 - b2);
     const float eps = (float)n->af[2];
@@ -75,6 +88,27 @@ static kn_status adam_cpu(const kn__kargs *a)
     /* AdamW scales p by decay; Adam adds l2·p to the gradient. One of them is a no-op. */
     const float decay = n->ai[0] ? (float)(1 - lr * wd) : 1.0f, l2 = n->ai[0] ? 0.0f : (float)wd;
     bool par = numel >= PAR_ELEMS;
+#ifdef OPTIM_AVX512
+    /* sqrtf may set errno, so GCC keeps the loop below scalar: the same steps, 16 lanes at a time */
+    const int64_t blocks = (numel + 15) / 16;
+#pragma omp parallel for schedule(static) if (par)
+    for (int64_t blk = 0; blk < blocks; blk++) {
+        int64_t i = blk * 16, left = numel - i;
+        __mmask16 k = left >= 16 ? 0xFFFF : (__mmask16)((1u << left) - 1);
+        __m512 pi = _mm512_maskz_loadu_ps(k, p + i), gi = _mm512_maskz_loadu_ps(k, grad + i);
+        __m512 g = _mm512_fmadd_ps(_mm512_set1_ps(l2), pi, gi);
+        pi = _mm512_mul_ps(pi, _mm512_set1_ps(decay));
+        __m512 mi = _mm512_fmadd_ps(_mm512_set1_ps(fb1), _mm512_maskz_loadu_ps(k, m + i),
+                                    _mm512_mul_ps(_mm512_set1_ps(c1), g));
+        __m512 vi = _mm512_fmadd_ps(_mm512_set1_ps(fb2), _mm512_maskz_loadu_ps(k, v + i),
+                                    _mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(c2), g), g));
+        _mm512_mask_storeu_ps(m + i, k, mi);
+        _mm512_mask_storeu_ps(v + i, k, vi);
+        __m512 den = _mm512_fmadd_ps(_mm512_sqrt_ps(vi), _mm512_set1_ps(inv_bc2), _mm512_set1_ps(eps));
+        pi = _mm512_sub_ps(pi, _mm512_div_ps(_mm512_mul_ps(_mm512_set1_ps(step), mi), den));
+        _mm512_mask_storeu_ps(p + i, k, pi);
+    }
+#else
 #pragma omp parallel for simd schedule(static) if(par)
     for (int64_t i = 0; i < numel; i++) {
         float pi = p[i];
@@ -86,6 +120,7 @@ static kn_status adam_cpu(const kn__kargs *a)
         v[i] = vi;
         p[i] = pi - step * mi / (sqrtf(vi) * inv_bc2 + eps);
     }
+#endif
     store_out(a, p, numel);
     return KN_OK;
 }

@@ -3,7 +3,8 @@
  * (e.g. conv bias gradient [N,C,H,W] over {0,2,3} → [N | C | H·W]). If the innermost group
  * is reduced, each output is a contiguous-row reduction; if it is kept, whole output rows
  * are accumulated with vector loops. Outputs are split over OpenMP threads; every output is
- * computed by one thread in a fixed order, so results do not depend on the thread count. */
+ * computed by one thread in a fixed order, so results do not depend on the thread count.
+ * Contiguous sums keep 16 lane-wise partial sums (vectorised, fixed order). */
 #include <math.h>
 #include <string.h>
 
@@ -63,6 +64,21 @@ static int64_t group_count(const groups *gr, bool red, int skip)
     return c;
 }
 
+#define LANES 16
+
+/* lanes[j] += Σ row[i] over i ≡ j (mod LANES): independent partial sums that vectorise
+ * without -ffast-math and add up in an order fixed by the shape alone. */
+static inline void sum_lanes(float *restrict lanes, const float *restrict row, int64_t L)
+{
+    int64_t i = 0;
+    for (; i + LANES <= L; i += LANES)
+#pragma omp simd
+        for (int j = 0; j < LANES; j++)
+            lanes[j] += row[i + j];
+    for (int j = 0; i < L; i++, j++)
+        lanes[j] += row[i];
+}
+
 static kn_status reduce_f32(const kn__kargs *k)
 {
     const kn_node *n = k->node, *x = n->src[0];
@@ -111,7 +127,7 @@ static kn_status reduce_f32(const kn__kargs *k)
 #pragma omp parallel for schedule(static) if (total >= PAR_MIN && m > 1)
     for (int64_t o = 0; o < m; o++) {
         int64_t base = group_offset(&gr, false, -1, o);
-        float acc = init;
+        float acc = init, lanes[LANES] = {0};
         for (int64_t r = 0; r < R; r++) {
             const float *row = in + base + group_offset(&gr, true, last, r);
             if (op == KN_OP_MAX)
@@ -120,13 +136,12 @@ static kn_status reduce_f32(const kn__kargs *k)
             else if (op == KN_OP_MIN)
                 for (int64_t j = 0; j < L; j++)
                     acc = row[j] < acc ? row[j] : acc;
-            else {
-                float s = 0;
-                for (int64_t j = 0; j < L; j++)
-                    s += row[j];
-                acc += s;
-            }
+            else
+                sum_lanes(lanes, row, L);
         }
+        if (op == KN_OP_SUM || op == KN_OP_MEAN)
+            for (int j = 0; j < LANES; j++)
+                acc += lanes[j];
         out[o] = acc * scale;
     }
     return KN_OK;

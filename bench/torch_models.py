@@ -1,0 +1,144 @@
+#!/usr/bin/env python3
+"""torch_models.py — the PyTorch peers of kiln's example models, timed like `kiln bench`.
+
+PyTorch equivalents of examples/mlp.kiln, examples/model_a.kiln and examples/model_b.kiln
+(same layers, PyTorch's default init, Adam lr 1e-3, CrossEntropyLoss), timed the way
+`kiln bench` times kiln (src/train/bench.c): synthetic inputs N(0,1) and uniform labels from a
+fixed seed, W untimed warm-up runs, then every run timed on its own with a monotonic clock
+(time.perf_counter) and the median reported. Without --steps it runs at least 10 timed runs
+and at least --min-time seconds, like kiln.
+
+  train: zero_grad, forward, loss, backward, optimizer step (model.train())
+  infer: forward under torch.inference_mode() (model.eval())
+
+Prints one JSON line per measurement, with the process's peak RSS so far
+(resource.getrusage; bench/run_peers.sh runs one measurement per process so that it is the
+peak of that measurement). Eager PyTorch, default threading (torch.set_num_threads(T)),
+default memory format: the configuration a PyTorch user gets without tuning.
+
+Not part of kiln's build or tests; bench/run_peers.sh drives it. Example:
+    python bench/torch_models.py --model model_b --mode train --batch 64 --threads 2
+"""
+import argparse
+import json
+import platform
+import resource
+import statistics
+import time
+
+import torch
+import torch.nn as nn
+
+
+def make_model(name):
+    """The layers of examples/<name>.kiln (input [1, 28, 28], 10 classes)."""
+    if name == "mlp":  # 784 → 256 → 128 → 10, ReLU; 235,146 parameters
+        return nn.Sequential(nn.Flatten(), nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 128), nn.ReLU(),
+                             nn.Linear(128, 10))
+    if name == "model_a":  # conv 32 3×3 valid, ReLU, maxpool 2, dense 64, ReLU, dense 10; 347,146
+        return nn.Sequential(nn.Conv2d(1, 32, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(32 * 13 * 13, 64),
+                             nn.ReLU(), nn.Linear(64, 10))
+    if name == "model_b":  # two conv stages (pad 1), dense 128, dense 10; 421,642
+        return nn.Sequential(nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                             nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+                             nn.Linear(64 * 7 * 7, 128), nn.ReLU(), nn.Linear(128, 10))
+    raise SystemExit(f"torch_models.py: unknown model '{name}' (mlp, model_a, model_b)")
+
+
+def timed_runs(step, steps, warmup, min_time):
+    """Warm-up, then per-run times in seconds (at least 10 runs and min_time s when steps is 0)."""
+    for _ in range(warmup):
+        step()
+    times = []
+    start = time.perf_counter()
+    while (len(times) < steps) if steps else (len(times) < 10 or time.perf_counter() - start < min_time):
+        a = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - a)
+        if len(times) >= 100000:
+            break
+    return times
+
+
+def bench(name, mode, batch, threads, steps, warmup, min_time, seed):
+    torch.manual_seed(seed)
+    model = make_model(name)
+    params = sum(p.numel() for p in model.parameters())
+    x = torch.randn(batch, 1, 28, 28)
+    y = torch.randint(0, 10, (batch,))
+    if mode == "train":
+        model.train()
+        opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+        loss_fn = nn.CrossEntropyLoss()
+
+        def step():
+            opt.zero_grad()
+            loss = loss_fn(model(x), y)
+            loss.backward()
+            opt.step()
+    else:
+        model.eval()
+
+        def step():
+            with torch.inference_mode():
+                model(x)
+
+    times = timed_runs(step, steps, warmup, min_time)
+    med = statistics.median(times)
+    return {
+        "framework": "pytorch",
+        "version": torch.__version__,
+        "model": name,
+        "mode": mode,
+        "batch": batch,
+        "threads": threads,
+        "params": params,
+        "steps": len(times),
+        "warmup": warmup,
+        "step_ms": 1e3 * med,
+        "min_ms": 1e3 * min(times),
+        "max_ms": 1e3 * max(times),
+        "mean_ms": 1e3 * statistics.fmean(times),
+        "images_per_s": batch / med,
+        "peak_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+    }
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--model", action="append", help="mlp, model_a, model_b (repeatable; default all three)")
+    ap.add_argument("--mode", action="append", choices=["train", "infer"], help="repeatable; default train")
+    ap.add_argument("--batch", type=int, action="append", help="repeatable; default 64")
+    ap.add_argument("--threads", type=int, default=0, help="torch.set_num_threads (default: PyTorch's choice)")
+    ap.add_argument("--steps", type=int, default=0, help="timed runs (default: auto, ≥ 10 runs and --min-time s)")
+    ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--min-time", type=float, default=1.0)
+    ap.add_argument("--seed", type=int, default=42)
+    ap.add_argument("--versions", action="store_true", help="print the versions as JSON and exit")
+    a = ap.parse_args()
+    if a.versions:
+        try:
+            import numpy
+            np_version = numpy.__version__
+        except ImportError:
+            np_version = "not installed"
+        print(json.dumps({"torch": torch.__version__, "python": platform.python_version(), "numpy": np_version,
+                          "threads_default": torch.get_num_threads(), "mkldnn": torch.backends.mkldnn.is_available(),
+                          "config": torch.__config__.show().strip().splitlines()}))
+        return
+    if a.threads < 0 or a.steps < 0 or a.warmup < 0 or a.min_time < 0:
+        raise SystemExit("torch_models.py: --threads, --steps, --warmup and --min-time must be ≥ 0")
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    threads = torch.get_num_threads()
+    for name in a.model or ["mlp", "model_a", "model_b"]:
+        for mode in a.mode or ["train"]:
+            for batch in a.batch or [64]:
+                if batch < 1:
+                    raise SystemExit(f"torch_models.py: --batch {batch}: must be ≥ 1")
+                r = bench(name, mode, batch, threads, a.steps, a.warmup, a.min_time, a.seed)
+                print(json.dumps(r), flush=True)
+
+
+if __name__ == "__main__":
+    main()
