@@ -6,7 +6,8 @@
 # The CUDA toolkit is optional: with nvcc at /usr/local/cuda/bin the CUDA backend is built.
 set -euo pipefail
 
-packages=(build-essential cmake pkg-config libopenblas-openmp-dev zlib1g-dev libpng-dev dataset-fashion-mnist)
+packages=(build-essential cmake pkg-config libopenblas-openmp-dev zlib1g-dev libpng-dev dataset-fashion-mnist
+          clang libclang-rt-14-dev libomp-dev)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
