@@ -21,10 +21,12 @@
 #                        when missing (VENV=/path/to/existing/venv reuses one)
 #   BUILD=build          kiln build directory; `make BUILD=$BUILD` runs first unless NO_BUILD=1
 #   OUT=bench/results/$(date +%F)-cpu-peers.md
-#   QUIET=0.15           before each measurement wait (up to QUIET_MAX=60 s) until processes at
-#                        nice <= 0 used less than this fraction of the CPUs over half a second
-#                        (niced jobs barely compete); QUIET=0 does not wait. The fraction seen
-#                        is recorded with each measurement.
+#   RAW=FILE             no measurements: write the report from FILE's JSON lines (a failed
+#                        report leaves them in /tmp/kiln_peers.*; the .md holds them too)
+#   QUIET=0.15           before each measurement wait (up to QUIET_MAX=600 s) until other
+#                        processes (niced ones too) used less than this fraction of the CPUs
+#                        over half a second; QUIET=0 does not wait. The fraction seen is
+#                        recorded with each measurement.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -39,7 +41,7 @@ VENV=${VENV:-bench/.venv}
 BUILD=${BUILD:-build}
 OUT=${OUT:-bench/results/$(date +%F)-cpu-peers.md}
 QUIET=${QUIET:-0.15}
-QUIET_MAX=${QUIET_MAX:-60}
+QUIET_MAX=${QUIET_MAX:-600}
 
 die() { echo "run_peers.sh: $*" >&2; exit 1; }
 [[ "$THREADS" =~ ^[1-9][0-9]*$ ]] || die "THREADS must be a positive integer, got '$THREADS'"
@@ -60,8 +62,12 @@ fi
 KILN="$BUILD/kiln"
 [ -x "$KILN" ] || die "$KILN not found (build with make BUILD=$BUILD, or unset NO_BUILD)"
 
-RAW=$(mktemp /tmp/kiln_peers.XXXXXX)
-trap 'rm -f "$RAW"' EXIT
+REPORT_ONLY=${RAW:+1}
+if [ -n "$REPORT_ONLY" ]; then
+    [ -s "$RAW" ] || die "RAW=$RAW: no such file, or empty"
+else
+    RAW=$(mktemp /tmp/kiln_peers.XXXXXX)
+fi
 steps_kiln=() steps_torch=()
 if [ -n "$STEPS" ]; then
     steps_kiln=(--steps "$STEPS") steps_torch=(--steps "$STEPS")
@@ -69,8 +75,9 @@ else
     steps_kiln=(--min-time "$MIN_TIME") steps_torch=(--min-time "$MIN_TIME")
 fi
 
-# Fraction of the CPUs used by processes at nice <= 0 over half a second (from /proc/PID/stat;
-# niced jobs such as fuzzers barely compete with the benchmark, so they do not count).
+# Fraction of the CPUs used by other processes over half a second (from /proc/PID/stat). Niced
+# jobs count too: next to a nice-19 CPU hog, PyTorch's 2-thread MLP training step took 200 ms
+# instead of 1.5 ms (its OpenMP threads spin-wait; OMP_WAIT_POLICY=passive avoided it).
 busy_fraction() {
     python3 - <<'PY'
 import os, time
@@ -91,7 +98,7 @@ def snap():
 a = snap()
 time.sleep(0.5)
 b = snap()
-busy = sum(t - a[p][1] for p, (nice, t) in b.items() if p in a and nice <= 0)
+busy = sum(t - a[p][1] for p, (nice, t) in b.items() if p in a)
 print("%.3f" % (busy / (0.5 * os.sysconf("SC_CLK_TCK") * os.cpu_count())))
 PY
 }
@@ -118,36 +125,45 @@ run_torch() {
         --warmup "$WARMUP" "${steps_torch[@]}" | sed 's/^{/{"rep": '"$4"', "busy_before": '"$BUSY"', /' >>"$RAW"
 }
 
-LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
-START=$(date -u +%FT%TZ)
-for model in $MODELS; do
-    for c in $CASES; do
-        mode=${c%%:*} batch=${c##*:}
-        for rep in $(seq 1 "$REPS"); do
-            echo "run_peers.sh: $model $mode batch $batch, repetition $rep/$REPS" >&2
-            if ((rep % 2)); then
-                run_kiln "$model" "$mode" "$batch" "$rep"
-                run_torch "$model" "$mode" "$batch" "$rep"
-            else
-                run_torch "$model" "$mode" "$batch" "$rep"
-                run_kiln "$model" "$mode" "$batch" "$rep"
-            fi
+measure_all() {
+    for model in $MODELS; do
+        for c in $CASES; do
+            mode=${c%%:*} batch=${c##*:}
+            for rep in $(seq 1 "$REPS"); do
+                echo "run_peers.sh: $model $mode batch $batch, repetition $rep/$REPS" >&2
+                if ((rep % 2)); then
+                    run_kiln "$model" "$mode" "$batch" "$rep"
+                    run_torch "$model" "$mode" "$batch" "$rep"
+                else
+                    run_torch "$model" "$mode" "$batch" "$rep"
+                    run_kiln "$model" "$mode" "$batch" "$rep"
+                fi
+            done
         done
     done
-done
-LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
+}
+
+if [ -n "$REPORT_ONLY" ]; then
+    echo "run_peers.sh: no new measurements; reporting on $RAW" >&2
+    START=$(date -u -r "$RAW" +%FT%TZ) LOAD_BEFORE="not recorded" LOAD_AFTER="not recorded"
+else
+    LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+    START=$(date -u +%FT%TZ)
+    measure_all
+    LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
+fi
 
 # ---- report ----
 mkdir -p "$(dirname "$OUT")"
 CPU=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
 GIT=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 git diff --quiet HEAD 2>/dev/null || GIT="$GIT + uncommitted changes"
-export RAW OUT THREADS REPS MIN_TIME STEPS WARMUP START MODELS BUILD QUIET LOAD_BEFORE LOAD_AFTER CPU GIT
+export RAW OUT THREADS REPS MIN_TIME STEPS WARMUP START MODELS BUILD QUIET QUIET_MAX LOAD_BEFORE LOAD_AFTER CPU GIT
 export KILN_VERSION_STR="$("$KILN" version)" CC_VERSION="$(cc --version | head -1)"
 export OPENBLAS="$(dpkg-query -W -f '${Package} ${Version}' libopenblas0-openmp 2>/dev/null || echo unknown)"
 export TORCH_INFO="$("$PY" bench/torch_models.py --versions)"
 export NPROC="$(nproc)" KERNEL="$(uname -sr)" MEM="$(free -g | awk '/Mem:/ {print $2 " GiB"}')"
-"$PY" - <<'EOF'
+"$PY" - <<'EOF' || die "writing the report failed; the measurements are in $RAW (report again with RAW=$RAW)"
 import json, os, statistics as st
 
 E = os.environ
@@ -230,9 +246,9 @@ fixed seed. **train** = one full training step: forward, softmax cross-entropy, 
 `model.eval()` under `torch.inference_mode()`). Throughput ratios are kiln images/s ÷ PyTorch
 images/s (> 1: kiln faster); for batch 1 the ratio is kiln latency ÷ PyTorch latency
 (< 1: kiln faster); "best-of-reps" uses each framework's fastest repetition instead of the
-median one. Before each process the script waited (up to {E['QUIET_MAX']} s) until processes
-at nice ≤ 0 used less than {E['QUIET']} of the CPUs (0 = no waiting; the fraction seen is in the
-per-repetition table as "CPUs busy before"). GFLOP/s = FLOPs of one step from kiln's op table ÷ median step time;
+median one. Before each process the script waited (up to {E['QUIET_MAX']} s) until other
+processes, niced ones included, used less than {E['QUIET']} of the CPUs (0 = no waiting; the
+fraction seen is in the per-repetition table as "CPUs busy before"). GFLOP/s = FLOPs of one step from kiln's op table ÷ median step time;
 "% of FMA peak" divides by the peak above. Peak RSS: getrusage in each process (kiln: the
 `kiln bench` process; PyTorch: the Python process, importing torch included).
 
@@ -271,3 +287,4 @@ open(E["OUT"], "w").write(out)
 print("\n".join(table))
 print(f"\nwritten: {E['OUT']}")
 EOF
+[ -n "$REPORT_ONLY" ] || rm -f "$RAW"

@@ -79,6 +79,32 @@ static inline void kf_split(const uint8_t *data, size_t size, const uint8_t **a,
     *blen = nb;
 }
 
+/* Allocation hooks that refuse any single kiln allocation over `cap` bytes (so a reader that
+ * sizes memory by what a file declares fails cleanly with KN_ERR_OOM instead of exhausting the
+ * machine; the harness then checks that the failure is clean). */
+static size_t kf_cap;
+
+static inline void *kf_capped_alloc(size_t bytes, size_t align, void *user)
+{
+    (void)user;
+    if (bytes > kf_cap)
+        return NULL;
+    return aligned_alloc(align, (bytes + align - 1) / align * align);
+}
+
+static inline void kf_capped_free(void *p, void *user)
+{
+    (void)user;
+    free(p);
+}
+
+static inline void kf_cap_allocations(size_t cap)
+{
+    kf_cap = cap;
+    kn_alloc_hooks h = {kf_capped_alloc, kf_capped_free, NULL};
+    kn_set_alloc_hooks(&h);
+}
+
 static inline void kf_fail(const char *what, kn_status st, const kn_error *e)
 {
     fprintf(stderr, "kiln fuzz: %s (status %s, error record %s, message \"%s\")\n", what, kn_status_name(st),

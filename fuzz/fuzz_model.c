@@ -3,7 +3,10 @@
  * must be KN_ERR_FORMAT, KN_ERR_SHAPE or KN_ERR_OOM with a message naming "<fuzz>:LINE"; a
  * success is then queried through every accessor (layer info, stats, summary to /dev/null).
  * An input with an embedded NUL is cut there, as a C string would be (kn_model_load refuses
- * such files before parsing; tests/test_corpus.c covers that). */
+ * such files before parsing; tests/test_corpus.c covers that). A single allocation over
+ * 256 MB fails (KN_ERR_OOM, which must then be clean): a description of a few KB must not
+ * need more, and the parse-time probe once allocated gigabytes of batch-norm statistics for
+ * a 40-byte file (tests/corpus/model/crash-probe-allocates.kiln). */
 #include "fuzz_common.h"
 
 static const kn_status allowed[] = {KN_ERR_FORMAT, KN_ERR_SHAPE, KN_ERR_OOM, KN_STATUS_COUNT};
@@ -11,8 +14,11 @@ static const kn_status allowed[] = {KN_ERR_FORMAT, KN_ERR_SHAPE, KN_ERR_OOM, KN_
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static FILE *devnull;
-    if (!devnull && !(devnull = fopen("/dev/null", "w")))
-        abort();
+    if (!devnull) {
+        if (!(devnull = fopen("/dev/null", "w")))
+            abort();
+        kf_cap_allocations((size_t)256 << 20);
+    }
     char *text = malloc(size + 1);
     if (!text)
         return 0;

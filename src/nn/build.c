@@ -87,8 +87,8 @@ static kn_node *param(bctx *b, const char *suffix, int ndim, const int64_t *shap
             S->frozen += numel;
     }
     kn_node *p;
-    /* batch norm needs real frozen params for its running statistics; they are small */
-    if (b->probe && trainable) {
+    /* the probe allocates no parameter storage: every parameter is a graph input there */
+    if (b->probe) {
         p = kn_graph_input(b->g, name, b->dt, ndim, shape);
         return p ? p : gfail(b);
     }

@@ -41,8 +41,10 @@ static kn_status bn_check(kn_graph *g, kn_node *n)
             return kn__fail(g, KN_ERR_SHAPE, "batch_norm: %s has shape %s, input %s has %lld channels, expected [%lld]",
                             names[i], kn__shp(s), kn__shp(x), (long long)x->shape[1], (long long)x->shape[1]);
     }
+    /* A frozen param normally; a graph input is accepted too (its plan-owned buffer is then what
+     * training updates), which lets the model parser's shape probe allocate no parameters. */
     for (int i = 3; i < 5; i++)
-        if (n->src[i]->op != KN_OP_PARAM || (n->src[i]->flags & KN_NODE_TRAINABLE))
+        if ((n->src[i]->op != KN_OP_PARAM && n->src[i]->op != KN_OP_INPUT) || (n->src[i]->flags & KN_NODE_TRAINABLE))
             return kn__fail(g, KN_ERR_ARG,
                             "batch_norm: %s must be a frozen parameter (kn_graph_param, trainable = false): "
                             "training plans update it in place",
