@@ -40,7 +40,7 @@ static inline const char *kf_tmp(const char *suffix)
                           ? "/dev/shm"
                           : (getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
     char *p = kf_paths[kf_n_paths];
-    snprintf(p, 256, "%s/kiln-fuzz-XXXXXX%s", dir, suffix);
+    snprintf(p, 256, "%s/kiln-fuzz-%ld-XXXXXX%s", dir, (long)getpid(), suffix); /* pid: run.sh cleans up */
     int fd = mkstemps(p, (int)strlen(suffix));
     if (fd < 0) {
         perror("kiln fuzz: mkstemps");

@@ -104,14 +104,19 @@ run_one() { # variant harness
     local t0=$SECONDS
     ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0} \
         UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1} OMP_NUM_THREADS=1 \
-        nice -n 19 "$bin" "${args[@]}" "$corpus" "$SEEDS/$h" >"$log" 2>&1
+        nice -n 19 "$bin" "${args[@]}" "$corpus" "$SEEDS/$h" >"$log" 2>&1 &
+    local pid=$!
+    wait $pid
     local rc=$? secs=$((SECONDS - t0))
+    # A run that crashed skips its exit handlers: remove its temporary files and libomp's
+    # registration file.
+    rm -f /dev/shm/kiln-fuzz-"$pid"-* "${TMPDIR:-/tmp}"/kiln-fuzz-"$pid"-* /dev/shm/__KMP_REGISTERED_LIB_"$pid"_*
     local execs cov ft outcome=ok
-    execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
-    cov=$(grep -o 'cov: [0-9]*' "$log" | tail -1 | cut -d' ' -f2)
-    ft=$(grep -o 'ft: [0-9]*' "$log" | tail -1 | cut -d' ' -f2)
+    execs=$(LC_ALL=C sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
+    cov=$(grep -ao 'cov: [0-9]*' "$log" | tail -1 | cut -d' ' -f2)
+    ft=$(grep -ao 'ft: [0-9]*' "$log" | tail -1 | cut -d' ' -f2)
     if [ $rc -ne 0 ]; then
-        outcome="FAILED (exit $rc: $(grep -m1 -oE 'ERROR: [A-Za-z]+: [a-z-]+|runtime error: .*|kiln fuzz: .*|ERROR: libFuzzer: [a-z-]+' "$log" | head -c 160); log: $log)"
+        outcome="FAILED (exit $rc: $(grep -a -m1 -oE 'ERROR: [A-Za-z]+: [a-z-]+|runtime error: .*|kiln fuzz: .*|ERROR: libFuzzer: [a-z-]+' "$log" | head -c 160); log: $log)"
     fi
     printf '%s %-7s %-12s %6ss %12s execs  cov %5s  ft %6s  %s\n' "$STAMP" "$v" "$h" "$secs" "${execs:-?}" \
         "${cov:-?}" "${ft:-?}" "$outcome" | tee -a "$OUT/results.txt"

@@ -118,11 +118,12 @@ static kn_status parse_descr(const char *d, npy_info *in, const char *path, kn_e
 {
     snprintf(in->descr, sizeof in->descr, "%s", d);
     char order = d[0];
+    const char *k = d + 1; /* the kind character, after the byte order */
     if (order != '<' && order != '>' && order != '|' && order != '=')
-        order = '=', d--; /* no byte order character: native */
-    char kind = d[1];
+        order = '=', k = d; /* no byte order character: native */
+    char kind = *k; /* '\0' for an empty descr: rejected below as unsupported */
     int size = 0;
-    const char *s = d + 2;
+    const char *s = kind ? k + 1 : k;
     while (*s >= '0' && *s <= '9' && size < 100)
         size = size * 10 + (*s++ - '0');
     bool ok = !*s && ((kind == 'b' && size == 1) || ((kind == 'i' || kind == 'u') && (size == 1 || size == 2 ||
