@@ -4,9 +4,7 @@
  * optimizer runs, weights load from a checkpoint, auto step count, bad arguments fail with
  * a status and a message, out-of-memory at every allocation fails cleanly without leaks;
  * the peak is positive; `kiln bench` answers text and JSON and rejects bad options. */
-#include <stdarg.h>
 #include <stdlib.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "kiln/bench.h"
@@ -27,25 +25,6 @@ static const char *TINY = "input 1 8 8\n"
                           "dense 3\n"
                           "train optimizer=adam lr=0.001 batch=8\n";
 
-static char out[65536];
-
-static int run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int run(const char *fmt, ...)
-{
-    char cmd[4096];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    strncat(cmd, " 2>&1", sizeof cmd - strlen(cmd) - 1);
-    FILE *p = popen(cmd, "r");
-    if (!p)
-        return -1;
-    size_t n = fread(out, 1, sizeof out - 1, p);
-    out[n] = 0;
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + (WIFSIGNALED(st) ? WTERMSIG(st) : 0);
-}
 
 static void check_sane(const kn_bench_result *r, const kn_bench_opts *o, const char *what)
 {
@@ -128,29 +107,29 @@ int main(void)
         check_sane(&rk, &o, "checkpoint");
 
         /* the CLI: a checkpoint, a built-in name, JSON */
-        int rc = run("%s bench --model %s --infer --batch 2 --threads 1 --steps 3 --peak 0", KILN_BIN, path);
-        CHECK(rc == 0 && strstr(out, "images/s") && strstr(out, "ms median"), "bench a checkpoint: %d %s", rc, out);
-        rc = run("%s bench --model mlp --train --batch 4 --threads 2 --steps 2 --warmup 1 --json", KILN_BIN);
-        CHECK(rc == 0 && strstr(out, "\"images_per_s\":") && strstr(out, "\"step_ms\":") && strstr(out, "\"gflops\":") &&
-                  strstr(out, "\"peak_fraction\":") && strstr(out, "\"mode\":\"train\"") &&
-                  strstr(out, "\"peak_rss_kb\":"),
-              "bench --json: %d %s", rc, out);
-        CHECK(!strstr(out, "\"peak_gflops\":0,"), "the peak was measured: %s", out);
-        rc = run("%s bench --model %s/nowhere.kiln --steps 1", KILN_BIN, dir);
-        CHECK(rc == 1 && strstr(out, "nowhere.kiln"), "unknown model: %d %s", rc, out);
-        rc = run("%s bench --model mlp --batch 0", KILN_BIN);
-        CHECK(rc == 2 && strstr(out, "--batch"), "batch 0: %d %s", rc, out);
-        rc = run("%s bench --model mlp --steps", KILN_BIN);
-        CHECK(rc == 2 && strstr(out, "needs a value"), "missing value: %d %s", rc, out);
-        rc = run("%s bench --model mlp --frobnicate", KILN_BIN);
-        CHECK(rc == 2 && strstr(out, "unknown option"), "unknown option: %d %s", rc, out);
-        rc = run("%s bench --model mlp --optimizer lbfgs", KILN_BIN);
-        CHECK(rc == 1 && strstr(out, "optimizer"), "unknown optimizer: %d %s", rc, out);
-        rc = run("%s bench --batch 4", KILN_BIN);
-        CHECK(rc == 2 && strstr(out, "--model"), "no model: %d %s", rc, out);
-        rc = run("printf 'not a checkpoint' > %s/bad.safetensors && %s bench --model %s/bad.safetensors", dir, KILN_BIN,
+        int rc = kt_run("%s bench --model %s --infer --batch 2 --threads 1 --steps 3 --peak 0", KILN_BIN, path);
+        CHECK(rc == 0 && strstr(kt_out, "images/s") && strstr(kt_out, "ms median"), "bench a checkpoint: %d %s", rc, kt_out);
+        rc = kt_run("%s bench --model mlp --train --batch 4 --threads 2 --steps 2 --warmup 1 --json", KILN_BIN);
+        CHECK(rc == 0 && strstr(kt_out, "\"images_per_s\":") && strstr(kt_out, "\"step_ms\":") && strstr(kt_out, "\"gflops\":") &&
+                  strstr(kt_out, "\"peak_fraction\":") && strstr(kt_out, "\"mode\":\"train\"") &&
+                  strstr(kt_out, "\"peak_rss_kb\":"),
+              "bench --json: %d %s", rc, kt_out);
+        CHECK(!strstr(kt_out, "\"peak_gflops\":0,"), "the peak was measured: %s", kt_out);
+        rc = kt_run("%s bench --model %s/nowhere.kiln --steps 1", KILN_BIN, dir);
+        CHECK(rc == 1 && strstr(kt_out, "nowhere.kiln"), "unknown model: %d %s", rc, kt_out);
+        rc = kt_run("%s bench --model mlp --batch 0", KILN_BIN);
+        CHECK(rc == 2 && strstr(kt_out, "--batch"), "batch 0: %d %s", rc, kt_out);
+        rc = kt_run("%s bench --model mlp --steps", KILN_BIN);
+        CHECK(rc == 2 && strstr(kt_out, "needs a value"), "missing value: %d %s", rc, kt_out);
+        rc = kt_run("%s bench --model mlp --frobnicate", KILN_BIN);
+        CHECK(rc == 2 && strstr(kt_out, "unknown option"), "unknown option: %d %s", rc, kt_out);
+        rc = kt_run("%s bench --model mlp --optimizer lbfgs", KILN_BIN);
+        CHECK(rc == 1 && strstr(kt_out, "optimizer"), "unknown optimizer: %d %s", rc, kt_out);
+        rc = kt_run("%s bench --batch 4", KILN_BIN);
+        CHECK(rc == 2 && strstr(kt_out, "--model"), "no model: %d %s", rc, kt_out);
+        rc = kt_run("printf 'not a checkpoint' > %s/bad.safetensors && %s bench --model %s/bad.safetensors", dir, KILN_BIN,
                  dir);
-        CHECK(rc == 1 && strstr(out, "kiln bench:"), "corrupt checkpoint: %d %s", rc, out);
+        CHECK(rc == 1 && strstr(kt_out, "kiln bench:"), "corrupt checkpoint: %d %s", rc, kt_out);
         unlink(path);
         snprintf(path, sizeof path, "%s/bad.safetensors", dir);
         unlink(path);

@@ -143,8 +143,9 @@ static void test_fallback(void)
 
 /* Build + backward + compile + run with the n-th allocation failing, n = 1, 2, ...:
  * every failure is a clean status and nothing leaks. */
-static kn_status build_and_run(void)
+static kn_status build_and_run(void *unused)
 {
+    (void)unused;
     kn_graph *g = kn_graph_new();
     if (!g)
         return KN_ERR_OOM;
@@ -167,20 +168,8 @@ static kn_status build_and_run(void)
 
 static void test_oom(void)
 {
-    long n;
-    for (n = 1; n < 1000; n++) {
-        kt_oom_install(n);
-        kn_status st = build_and_run();
-        long live = kt_oom_live();
-        kt_oom_remove();
-        CHECK(st == KN_OK || st == KN_ERR_OOM, "n=%ld: status %s", n, kn_status_name(st));
-        CHECK(live == 0, "n=%ld: %ld allocations leaked", n, live);
-        if (st != KN_OK && st != KN_ERR_OOM)
-            break;
-        if (st == KN_OK)
-            break;
-    }
-    CHECK(n > 5 && n < 1000, "the loop reached success after %ld failures", n - 1);
+    long n = kt_oom_loop("build, backward, compile, run", build_and_run, NULL, 1000);
+    CHECK(n > 5, "the loop reached success after %ld failures", n);
 }
 
 /* Dropout masks and parameter init come from Philox: the same numbers for any thread count

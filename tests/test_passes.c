@@ -460,8 +460,9 @@ static void test_switches(void)
 }
 
 /* ---- out of memory anywhere in the passes: a clean status, nothing leaked ---- */
-static kn_status build_compile_run(void)
+static kn_status build_compile_run(void *unused)
 {
+    (void)unused;
     kn_graph *g = kn_graph_new();
     if (!g)
         return KN_ERR_OOM;
@@ -484,18 +485,8 @@ static kn_status build_compile_run(void)
 
 static void test_oom(void)
 {
-    long n;
-    for (n = 1; n < 2000; n++) {
-        kt_oom_install(n);
-        kn_status st = build_compile_run();
-        long leaked = kt_oom_live();
-        kt_oom_remove();
-        CHECK(st == KN_OK || st == KN_ERR_OOM, "n=%ld: status %s", n, kn_status_name(st));
-        CHECK(leaked == 0, "n=%ld: %ld allocations leaked", n, leaked);
-        if (st != KN_ERR_OOM)
-            break;
-    }
-    CHECK(n > 10 && n < 2000, "success after %ld failed allocations", n - 1);
+    long n = kt_oom_loop("passes: build, compile, run", build_compile_run, NULL, 2000);
+    CHECK(n > 10, "success after %ld failed allocations", n);
 }
 
 /* ---- DOT ---- */

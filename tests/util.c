@@ -2,7 +2,9 @@
 #include "util.h"
 
 #include <math.h>
+#include <stdarg.h>
 #include <stdlib.h>
+#include <sys/wait.h>
 
 int kt_failures;
 int kt_checks;
@@ -57,3 +59,40 @@ void kt_oom_install(long fail_at)
 void kt_oom_remove(void) { kn_set_alloc_hooks(NULL); }
 long kt_oom_live(void) { return oom_live; }
 long kt_oom_count(void) { return oom_count; }
+
+long kt_oom_loop(const char *what, kn_status (*fn)(void *arg), void *arg, long max)
+{
+    long n;
+    kn_status st = KN_ERR_OOM;
+    for (n = 1; n <= max; n++) {
+        kt_oom_install(n);
+        st = fn(arg);
+        long live = kt_oom_live();
+        kt_oom_remove();
+        CHECK(st == KN_OK || st == KN_ERR_OOM, "%s, allocation %ld failing: status %s", what, n, kn_status_name(st));
+        CHECK(live == 0, "%s, allocation %ld failing: %ld allocations leaked", what, n, live);
+        if (st != KN_ERR_OOM)
+            break;
+    }
+    CHECK(st == KN_OK, "%s: still failing after %ld injected failures", what, max);
+    return n - 1;
+}
+
+char kt_out[65536];
+
+int kt_run(const char *fmt, ...)
+{
+    char cmd[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    strncat(cmd, " 2>&1", sizeof cmd - strlen(cmd) - 1);
+    FILE *p = popen(cmd, "r");
+    if (!p)
+        return -1;
+    size_t n = fread(kt_out, 1, sizeof kt_out - 1, p);
+    kt_out[n] = 0;
+    int st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + (WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+}

@@ -41,4 +41,14 @@ void kt_oom_remove(void);
 long kt_oom_live(void);   /* allocations not yet freed */
 long kt_oom_count(void);  /* allocations attempted since install */
 
+/* Runs fn(arg) with the n-th allocation failing, for n = 1, 2, ... until it returns something
+ * other than KN_ERR_OOM (at most max tries). Checks every failure returns KN_ERR_OOM and leaks
+ * nothing, and that the last call succeeded; returns the number of allocation sites failed. */
+long kt_oom_loop(const char *what, kn_status (*fn)(void *arg), void *arg, long max);
+
+/* Runs a printf-formatted shell command with stderr merged into stdout; kt_out holds what it
+ * printed. Returns its exit status, or 128 + the signal that killed it. */
+extern char kt_out[65536];
+int kt_run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
 #endif
