@@ -112,6 +112,24 @@ kn_status kn_model_layer_info(const kn_model *m, int i, kn_model_layer *out);
  * builds, so a training branch and an evaluation branch of one graph share them. */
 kn_node *kn_model_build(const kn_model *m, kn_graph *g, kn_node *x, kn_error *err);
 
+/* Compute precision of a model's conv and dense layers. FP32 everywhere by default; BF16/FP16
+ * cast the operands of convolutions and matrix products (mixed precision: the parameters stay
+ * FP32 master weights; reductions, softmax, losses and normalisation stay FP32). */
+typedef enum kn_precision { KN_PRECISION_FP32 = 0, KN_PRECISION_BF16, KN_PRECISION_FP16 } kn_precision;
+
+/* How kn_model_build_ex builds a model (zero-initialised = kn_model_build). */
+typedef struct kn_build_opts {
+    const char *prefix;     /* prepended to every parameter name, e.g. "teacher." (NULL: none) */
+    bool frozen;            /* create the parameters frozen (not trained), e.g. a distillation teacher */
+    kn_precision precision; /* see kn_precision */
+    bool fake_quant;        /* quantisation-aware training: int8 fake quantisation of conv/dense
+                               weights and inputs (straight-through estimator in backward) */
+} kn_build_opts;
+
+/* kn_model_build with options (o NULL = defaults). Two builds with different prefixes put two
+ * models (e.g. a teacher and a student) into one graph. */
+kn_node *kn_model_build_ex(const kn_model *m, kn_graph *g, kn_node *x, const kn_build_opts *o, kn_error *err);
+
 /* Prints one line per layer (line, name, kind, output shape, parameters, FLOPs per example)
  * and the totals, as `kiln info` shows them. KN_ERR_IO if writing fails. */
 kn_status kn_model_summary(const kn_model *m, FILE *out, kn_error *err);

@@ -34,6 +34,17 @@ typedef struct kn_train_opts {
     /* Stop at the first non-finite value any op produces, naming the op (slow). Without it, a
      * step whose loss or gradients are not finite is skipped (no weight changes) and counted. */
     bool debug_numerics;
+
+    /* ---- mixed precision and compression (docs/compression.md) ---- */
+    kn_precision precision;   /* conv/dense compute precision; the weights stay FP32 masters */
+    double loss_scale;        /* FP16: initial dynamic loss scale (0 = 65536) */
+    int loss_scale_window;    /* FP16: clean steps before the scale doubles (0 = 2000) */
+    const char *init_from;    /* checkpoint (file or directory) whose weights start the run with a
+                                 fresh optimizer and schedule: fine-tuning; NULL = initialise */
+    const char *teacher;      /* distillation: the teacher's checkpoint; NULL = plain training */
+    double temperature;       /* distillation: softening temperature T (> 0) */
+    double alpha;             /* distillation: weight of T²·KL(teacher‖student); CE gets 1 − alpha */
+    bool qat;                 /* quantisation-aware training (fake int8 quantisation, STE) */
 } kn_train_opts;
 
 void kn_train_opts_defaults(kn_train_opts *o); /* recipe defaults, seed 42 */

@@ -23,6 +23,7 @@ typedef struct bctx {
     kn_error *err;
     bool probe;      /* weights as graph inputs; record stats */
     kn_model *stats; /* where the probe records per-layer numbers (NULL = nowhere) */
+    kn_build_opts o; /* prefix, frozen, precision, fake quantisation */
     kn_dtype dt;
     int li;          /* index of the layer being built */
     kn_status st;
@@ -71,8 +72,9 @@ static kn_node *param(bctx *b, const char *suffix, int ndim, const int64_t *shap
     if (b->st)
         return NULL;
     const kn__layer *L = cur(b);
-    char name[KN_NN_MAX_NAME + 32], want[160], have[160];
-    snprintf(name, sizeof name, "%s.%s", L->name, suffix);
+    char name[KN_NN_MAX_NAME + 96], want[160], have[160];
+    snprintf(name, sizeof name, "%s%s.%s", b->o.prefix ? b->o.prefix : "", L->name, suffix);
+    trainable = trainable && !b->o.frozen;
     int64_t numel = 1;
     for (int i = 0; i < ndim; i++)
         numel = numel > MAX_PARAM_NUMEL ? numel : numel * shape[i];
@@ -117,6 +119,16 @@ static kn_node *param(bctx *b, const char *suffix, int ndim, const int64_t *shap
     return p;
 }
 
+/* An operand (input or weight) of a conv or dense layer as the layer computes with it: the
+ * hook where mixed precision casts and quantisation-aware training fake-quantises. */
+static kn_node *operand(bctx *b, kn_node *v, bool is_weight)
+{
+    (void)is_weight;
+    if (b->st || !v)
+        return v;
+    return v;
+}
+
 /* The input of an image layer must be [N, C, H, W]. */
 static bool need_image(bctx *b, const kn_node *in)
 {
@@ -149,7 +161,7 @@ static kn_node *build_conv2d(bctx *b, const kn__layer *L, kn_node *in)
                         .dilation_w = L->dilation, .groups = L->groups};
     o.pad_h = L->pad_same ? L->dilation * (L->kh - 1) / 2 : L->pad;
     o.pad_w = L->pad_same ? L->dilation * (L->kw - 1) / 2 : L->pad;
-    return kn_graph_conv2d(b->g, in, w, bias, &o);
+    return kn_graph_conv2d(b->g, operand(b, in, false), operand(b, w, true), bias, &o);
 }
 
 static kn_node *build_dense(bctx *b, const kn__layer *L, kn_node *in)
@@ -162,7 +174,7 @@ static kn_node *build_dense(bctx *b, const kn__layer *L, kn_node *in)
     double bound = 1.0 / sqrt((double)F);
     kn_node *w = param(b, "weight", 2, (int64_t[]){L->units, F}, true, KN_INIT_KAIMING_UNIFORM, 0, 0);
     kn_node *bias = L->bias ? param(b, "bias", 1, &L->units, true, KN_INIT_UNIFORM, -bound, bound) : NULL;
-    return b->st ? NULL : kn_graph_linear(b->g, in, w, bias);
+    return b->st ? NULL : kn_graph_linear(b->g, operand(b, in, false), operand(b, w, true), bias);
 }
 
 static kn_node *build_norm(bctx *b, const kn__layer *L, kn_node *in)
@@ -217,7 +229,8 @@ static kn_node *build_layer(bctx *b, const kn__layer *L, kn_node *in, kn_node *c
     return bfail(b, KN_ERR_ARG, "unknown layer kind %d", (int)L->kind);
 }
 
-kn_node *kn__model_build(const kn_model *m, kn_graph *g, kn_node *x, bool probe, kn_model *stats, kn_error *err)
+kn_node *kn__model_build(const kn_model *m, kn_graph *g, kn_node *x, bool probe, kn_model *stats,
+                         const kn_build_opts *o, kn_error *err)
 {
     if (!m || !g || !x) {
         kn_error_set(err, KN_ERR_ARG, "kn_model_build: NULL %s", !m ? "model" : !g ? "graph" : "x");
@@ -251,6 +264,8 @@ kn_node *kn__model_build(const kn_model *m, kn_graph *g, kn_node *x, bool probe,
         return NULL;
     }
     bctx b = {.m = m, .g = g, .err = err, .probe = probe, .stats = stats, .dt = x->dtype};
+    if (o)
+        b.o = *o;
     kn_node *y = x;
     for (int i = 0; i < m->n_layers && y; i++) {
         const kn__layer *L = &m->layers[i];
@@ -301,7 +316,12 @@ kn_node *kn__model_build(const kn_model *m, kn_graph *g, kn_node *x, bool probe,
 
 kn_node *kn_model_build(const kn_model *m, kn_graph *g, kn_node *x, kn_error *err)
 {
-    return kn__model_build(m, g, x, false, NULL, err);
+    return kn__model_build(m, g, x, false, NULL, NULL, err);
+}
+
+kn_node *kn_model_build_ex(const kn_model *m, kn_graph *g, kn_node *x, const kn_build_opts *o, kn_error *err)
+{
+    return kn__model_build(m, g, x, false, NULL, o, err);
 }
 
 /* ---- reports ------------------------------------------------------------------------------- */

@@ -495,7 +495,7 @@ static kn_status probe(kn_model *m, kn_error *err)
         st = kn_error_set(err, kn_graph_status(g), "%s:%d: input: %s", m->source, m->layers[0].line,
                           kn_graph_error(g));
     } else {
-        kn_node *y = kn__model_build(m, g, x, true, m, err);
+        kn_node *y = kn__model_build(m, g, x, true, m, NULL, err);
         st = y ? KN_OK : (err ? err->status : KN_ERR_SHAPE);
         if (!y && st == KN_OK) /* err was NULL */
             st = kn_graph_status(g) ? kn_graph_status(g) : KN_ERR_SHAPE;

@@ -79,6 +79,6 @@ const char *kn__layer_keyword(kn__layer_kind kind);
  * become graph inputs (no storage, no initialisation) and the per-layer output shapes,
  * parameter counts and FLOPs are recorded into stats (which may be NULL otherwise). */
 kn_node *kn__model_build(const kn_model *m, kn_graph *g, kn_node *x, bool probe, kn_model *stats,
-                         kn_error *err);
+                         const kn_build_opts *o, kn_error *err);
 
 #endif
