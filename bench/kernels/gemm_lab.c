@@ -11,6 +11,7 @@
  * machine this discounts time slices lost to other processes (meaningful for 1 thread). */
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdbool.h>
 #include <string.h>
 #include <time.h>
 
@@ -41,7 +42,8 @@ static int gemm(int ta, int tb, int M, int N, int K, const float *A, int lda, co
 #elif defined(LAB_DNNL)
 #include <dnnl.h>
 #define LIB "oneDNN"
-static int gemm(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C,
+#define LAB_SPLITTABLE 1
+static int lib_gemm(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C,
                 int ldc)
 {
     dnnl_sgemm(ta ? 'T' : 'N', tb ? 'T' : 'N', M, N, K, 1.0f, A, lda, B, ldb, 0.0f, C, ldc);
@@ -54,11 +56,41 @@ static int gemm(int ta, int tb, int M, int N, int K, const float *A, int lda, co
 #else
 #define LIB "OpenBLAS"
 #endif
-static int gemm(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C,
+#define LAB_SPLITTABLE 1
+static int lib_gemm(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C,
                 int ldc)
 {
     cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, 1.0f, A,
                 lda, B, ldb, 0.0f, C, ldc);
+    return 1;
+}
+#endif
+
+#ifdef LAB_SPLITTABLE
+#include <omp.h>
+/* LAB_SPLIT=1: the caller splits C's columns (rows when N is narrow) over the OpenMP threads
+ * and each thread calls the library on its part (inside a parallel region the library runs
+ * single-threaded), instead of the library threading one call itself. */
+static int lab_split;
+static int gemm(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C,
+                int ldc)
+{
+    if (!lab_split)
+        return lib_gemm(ta, tb, M, N, K, A, lda, B, ldb, C, ldc);
+    bool by_cols = N >= M || N >= 64;
+#pragma omp parallel
+    {
+        int nt = omp_get_num_threads(), t = omp_get_thread_num();
+        int span = by_cols ? N : M, q = 16;
+        int b0 = (int)((long)((span + q - 1) / q) * t / nt) * q, b1 = (int)((long)((span + q - 1) / q) * (t + 1) / nt) * q;
+        b1 = b1 < span ? b1 : span;
+        if (b1 > b0) {
+            if (by_cols)
+                lib_gemm(ta, tb, M, b1 - b0, K, A, lda, tb ? B + (long)b0 * ldb : B + b0, ldb, C + b0, ldc);
+            else
+                lib_gemm(ta, tb, b1 - b0, N, K, ta ? A + b0 : A + (long)b0 * lda, lda, B, ldb, C + (long)b0 * ldc, ldc);
+        }
+    }
     return 1;
 }
 #endif
@@ -120,6 +152,9 @@ int main(int argc, char **argv)
     double peak = argc > 1 ? atof(argv[1]) : 234.0;
     if (getenv("LAB_CLOCK") && !strcmp(getenv("LAB_CLOCK"), "cpu"))
         lab_clock = CLOCK_PROCESS_CPUTIME_ID;
+#ifdef LAB_SPLITTABLE
+    lab_split = getenv("LAB_SPLIT") && atoi(getenv("LAB_SPLIT"));
+#endif
     printf("%s: C = op(A)·op(B), row-major, median of 7 rounds of >= 20 ms\n", LIB);
     printf("%-26s %2s %2s %6s %6s %6s %9s %8s %6s\n", "shape", "tA", "tB", "M", "N", "K", "us", "GFLOP/s", "%peak");
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {

@@ -35,6 +35,8 @@ typedef struct kn_bench_opts {
     uint64_t seed;            /* parameter init and synthetic data */
     const kn_recipe *recipe;  /* optimizer for KN_BENCH_TRAIN; NULL = the model's own recipe */
     const char *checkpoint;   /* load model weights from this kiln checkpoint; NULL = fresh init */
+    FILE *profile;            /* non-NULL: time every kernel of the timed runs and write the
+                                 per-op profile here (kn_plan_write_profile, 15 slowest steps) */
 } kn_bench_opts;
 
 /* train mode, batch 64, all threads, auto steps (≥ 10 runs, ≥ 1 s), warm-up 3, seed 42. */

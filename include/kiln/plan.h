@@ -49,6 +49,9 @@ typedef struct kn_plan_opts {
      * with KN_ERR_RANGE and a message naming the op, the node, the element and whether an
      * input already held one (slow: for finding where a NaN starts). */
     bool debug_numerics;
+    /* Time every step of every run (a monotonic clock around each kernel call); read with
+     * kn_plan_write_profile. Costs two clock reads per step. */
+    bool profile;
 } kn_plan_opts;
 
 /* Fails with the graph's own status if it has a build error, KN_ERR_ARG for a NULL/foreign
@@ -83,6 +86,13 @@ int kn_plan_num_fallbacks(const kn_plan *p);  /* steps running reference kernels
 uint64_t kn_plan_step_count(const kn_plan *p); /* completed runs (drives dropout masks) */
 void kn_plan_set_step_count(kn_plan *p, uint64_t step); /* e.g. when resuming */
 double kn_plan_flops(const kn_plan *p);        /* FLOPs of one run, from the op table */
+
+/* With opts.profile: one line per op kind (total ms per run, share, calls per run) and the
+ * `top` slowest steps (op, node, shape, ms per run, GFLOP/s) over the runs since compiling or
+ * the last reset; KN_ERR_ARG if the plan was not compiled with profile, KN_ERR_IO on a write
+ * error. kn_plan_reset_profile zeroes the counters (e.g. after warm-up runs). */
+kn_status kn_plan_write_profile(const kn_plan *p, FILE *f, int top);
+void kn_plan_reset_profile(kn_plan *p);
 
 /* What the passes did and where the memory goes. */
 typedef struct kn_plan_stats {

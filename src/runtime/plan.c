@@ -23,6 +23,7 @@ typedef struct plan_step {
     bool fallback;            /* reference kernel on float64 copies */
     void *orig_src[KN_MAX_SRC];
     void *orig_dst;
+    double seconds;           /* opts.profile: time in this step over the profiled runs */
 } plan_step;
 
 struct kn_plan {
@@ -37,6 +38,7 @@ struct kn_plan {
     size_t arena_bytes;
     const void *param_base; /* graph->param_data when addresses were resolved */
     uint64_t step_count;
+    uint64_t profiled_runs;   /* opts.profile: runs since compiling or kn_plan_reset_profile */
     double flops;
     char msg[1024];
 };
@@ -337,7 +339,10 @@ kn_status kn_plan_run(kn_plan *p)
             for (int i = 0; i < n->nsrc; i++)
                 if (kn_dtype_is_float(n->src[i]->dtype))
                     kn_convert(st->args.src[i], KN_F64, st->orig_src[i], n->src[i]->dtype, kn__numel(n->src[i]));
+        double t0 = p->opts.profile ? kn__now_seconds() : 0;
         kn_status rc = st->fn(&st->args);
+        if (p->opts.profile)
+            st->seconds += kn__now_seconds() - t0;
         if (rc) {
             char inner[sizeof p->msg];
             memcpy(inner, p->msg, sizeof inner);
@@ -357,6 +362,7 @@ kn_status kn_plan_run(kn_plan *p)
             return rc;
     }
     p->step_count++;
+    p->profiled_runs++;
     return KN_OK;
 }
 
@@ -455,3 +461,65 @@ int kn_plan_num_fallbacks(const kn_plan *p) { return p ? p->n_fallbacks : 0; }
 uint64_t kn_plan_step_count(const kn_plan *p) { return p ? p->step_count : 0; }
 void kn_plan_set_step_count(kn_plan *p, uint64_t s) { if (p) p->step_count = s; }
 double kn_plan_flops(const kn_plan *p) { return p ? p->flops : 0; }
+
+/* ---- profile ------------------------------------------------------------------------------ */
+
+void kn_plan_reset_profile(kn_plan *p)
+{
+    if (!p)
+        return;
+    for (int s = 0; s < p->n_steps; s++)
+        p->steps[s].seconds = 0;
+    p->profiled_runs = 0;
+}
+
+static int by_seconds_desc(const void *a, const void *b)
+{
+    double x = ((const double *)a)[0], y = ((const double *)b)[0];
+    return x < y ? 1 : x > y ? -1 : 0;
+}
+
+kn_status kn_plan_write_profile(const kn_plan *p, FILE *f, int top)
+{
+    if (!p || !f || !p->opts.profile)
+        return KN_ERR_ARG;
+    double runs = p->profiled_runs ? (double)p->profiled_runs : 1, total = 0;
+    /* per op kind: [ms per run, op, calls] sorted by time */
+    double kinds[KN_OP_COUNT][3] = {{0}};
+    for (int s = 0; s < p->n_steps; s++) {
+        int op = p->ir.nodes[p->steps[s].v].node->op;
+        kinds[op][0] += 1e3 * p->steps[s].seconds / runs;
+        kinds[op][1] = op;
+        kinds[op][2] += 1;
+        total += 1e3 * p->steps[s].seconds / runs;
+    }
+    qsort(kinds, KN_OP_COUNT, sizeof kinds[0], by_seconds_desc);
+    fprintf(f, "profile over %llu runs: %.3f ms per run in %d steps\n", (unsigned long long)p->profiled_runs, total,
+            p->n_steps);
+    fprintf(f, "%-28s %10s %7s %6s\n", "op", "ms/run", "share", "steps");
+    for (int k = 0; k < KN_OP_COUNT && kinds[k][2] > 0; k++)
+        fprintf(f, "%-28s %10.4f %6.1f%% %6d\n", kn__op_names[(int)kinds[k][1]], kinds[k][0],
+                total > 0 ? 100 * kinds[k][0] / total : 0, (int)kinds[k][2]);
+    if (top > 0 && p->n_steps > 0) {
+        double (*order)[2] = kn__alloc((size_t)p->n_steps * sizeof *order);
+        if (!order)
+            return KN_ERR_OOM;
+        for (int s = 0; s < p->n_steps; s++) {
+            order[s][0] = p->steps[s].seconds;
+            order[s][1] = s;
+        }
+        qsort(order, (size_t)p->n_steps, sizeof order[0], by_seconds_desc);
+        fprintf(f, "slowest steps:\n%-5s %-24s %-6s %-28s %10s %9s\n", "step", "op", "node", "shape", "ms/run",
+                "GFLOP/s");
+        for (int k = 0; k < top && k < p->n_steps; k++) {
+            int s = (int)order[k][1];
+            const kn_node *n = p->ir.nodes[p->steps[s].v].node;
+            double ms = 1e3 * p->steps[s].seconds / runs;
+            double fl = kn__op_table[n->op]->flops ? kn__op_table[n->op]->flops(n) : 0;
+            fprintf(f, "%-5d %-24s %-6d %-28s %10.4f %9.1f\n", s, kn__op_names[n->op], n->id, kn__shp(n), ms,
+                    ms > 0 ? fl / (ms * 1e6) : 0);
+        }
+        kn__free(order);
+    }
+    return ferror(f) ? KN_ERR_IO : KN_OK;
+}

@@ -106,7 +106,8 @@ static kn_status build_step(bench_step *b, const kn_model *m, const kn_bench_opt
         if (st)
             return st;
     }
-    kn_plan_opts po = {.backend = KN_BACKEND_CPU, .training = o->mode == KN_BENCH_TRAIN, .threads = o->threads};
+    kn_plan_opts po = {.backend = KN_BACKEND_CPU, .training = o->mode == KN_BENCH_TRAIN, .threads = o->threads,
+                       .profile = o->profile != NULL};
     if (o->mode == KN_BENCH_INFER) {
         kn_status st = kn_plan_compile(&b->plan, g, &b->logits, 1, &po);
         return st ? kn_error_set(err, st, "compiling the inference plan: %s", kn_plan_last_error()) : KN_OK;
@@ -222,6 +223,7 @@ kn_status kn_bench(const kn_model *m, const kn_bench_opts *o, kn_bench_result *r
     for (int k = 0; !st && k < o->warmup; k++)
         st = run_once(&b, o, k, err);
     int n = 0;
+    kn_plan_reset_profile(b.plan);
     double start = kn__now();
     while (!st && n < cap && (o->steps ? n < o->steps : (n < 10 || kn__now() - start < o->min_seconds))) {
         double a = kn__now();
@@ -247,6 +249,8 @@ kn_status kn_bench(const kn_model *m, const kn_bench_opts *o, kn_bench_result *r
     res->plan_steps = kn_plan_num_steps(b.plan);
     res->fallbacks = kn_plan_num_fallbacks(b.plan);
     st = kn_model_stats(m, &res->params, &res->model_flops, err);
+    if (!st && o->profile && kn_plan_write_profile(b.plan, o->profile, 15))
+        st = kn_error_set(err, KN_ERR_IO, "bench: writing the profile failed");
 done:
     kn_plan_free(b.plan);
     kn_graph_free(b.g);

@@ -30,6 +30,7 @@ static void usage(FILE *f)
             "  --optimizer O    sgd|adam|adamw instead of the model's recipe (--train)\n"
             "  --seed N         parameter init and synthetic data (default 42)\n"
             "  --peak GFLOPS    use this FMA peak instead of measuring it (0: do not report a fraction)\n"
+            "  --profile        also print where the time goes: per op kind and the slowest steps (stderr)\n"
             "  --json           print one JSON object instead of text\n");
 }
 
@@ -89,6 +90,8 @@ int cmd_bench(int argc, char **argv)
             o.mode = KN_BENCH_TRAIN;
         } else if (cli_flag(argv, i, "--infer")) {
             o.mode = KN_BENCH_INFER;
+        } else if (cli_flag(argv, i, "--profile")) {
+            o.profile = stderr;
         } else if (cli_flag(argv, i, "--json")) {
             json = true;
         } else if ((r = cli_opt(argc, argv, &i, "--model", &v)) == 1) {

@@ -25,7 +25,6 @@
  * weights and one slice per thread, the number of slices fixed at compile time
  * (omp_get_num_procs(), at most 64) — a kernel never runs more threads than slices.
  * Deliberately not here: FFT, direct depthwise kernels, NHWC layouts. */
-#include <cblas.h>
 #include <limits.h>
 #include <omp.h>
 #include <string.h>
@@ -38,6 +37,7 @@
 #include "../backend.h"
 #include "conv_wino.h"
 #include "gemm.h"
+#include "sgemm.h"
 
 #define TASK_COLS 512                    /* target output pixels of one thread's GEMM */
 #define TASK_BYTES ((int64_t)768 << 10)  /* cap of one thread's im2col block */
@@ -490,9 +490,9 @@ static kn_status bwd_data_f32(const kn__kargs *a)
             int64_t m = imin(nb, q->N - n0), cols = m * p.P;
             for (int64_t i = 0; i < m; i++)
                 for (int64_t g = 0; g < q->G; g++)
-                    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)p.K, (int)p.P, (int)q->Og, 1.0f,
-                                w + g * q->Og * p.K, (int)p.K, dy + ((n0 + i) * q->O + g * q->Og) * p.P, (int)p.P,
-                                0.0f, packed + g * p.K * cols + i * p.P, (int)cols);
+                    kn__sgemm(true, false, p.K, p.P, q->Og, 1.0f, w + g * q->Og * p.K, p.K,
+                              dy + ((n0 + i) * q->O + g * q->Og) * p.P, p.P, 0.0f, packed + g * p.K * cols + i * p.P,
+                              cols);
 #pragma omp parallel for schedule(static) if (m * p.R * p.P > 32768)
             for (int64_t i = 0; i < m; i++)
                 col2im_image(q, packed, cols, i, n0 + i, dx);
@@ -517,9 +517,9 @@ static kn_status bwd_data_f32(const kn__kargs *a)
             for (int64_t g = 0; g < q->G; g++) {
                 if (thin) { /* K < 4 tiles of rows: OpenBLAS (single-threaded inside this region) wastes less */
                     for (int64_t i = 0; i < nb; i++)
-                        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)p.K, (int)p.P, (int)q->Og, 1.0f,
-                                    w + g * q->Og * p.K, (int)p.K, dy + ((n0 + i) * q->O + g * q->Og) * p.P, (int)p.P,
-                                    0.0f, dcol + g * p.K * cols + i * p.P, (int)cols);
+                        kn__sgemm(true, false, p.K, p.P, q->Og, 1.0f, w + g * q->Og * p.K, p.K,
+                                  dy + ((n0 + i) * q->O + g * q->Og) * p.P, p.P, 0.0f,
+                                  dcol + g * p.K * cols + i * p.P, cols);
                     continue;
                 }
                 kn__gmat dys = {(float *)dy + (n0 * q->O + g * q->Og) * p.P, p.P, p.P, q->O * p.P, p.P};
@@ -587,9 +587,8 @@ static kn_status bwd_weight_f32(const kn__kargs *a)
         for (int64_t i = 0; i < m; i++)
             for (int64_t g = 0; g < q.G; g++) {
                 const float *B = pw ? x + ((n0 + i) * q.C + g * q.Cg) * P : col + g * K * m * P + i * P;
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)q.Og, (int)K, (int)P, 1.0f,
-                            dy + ((n0 + i) * q.O + g * q.Og) * P, (int)P, B, (int)(pw ? P : m * P), 1.0f,
-                            dw + g * q.Og * K, (int)K);
+                kn__sgemm(false, true, q.Og, K, P, 1.0f, dy + ((n0 + i) * q.O + g * q.Og) * P, P, B, pw ? P : m * P,
+                          1.0f, dw + g * q.Og * K, K);
             }
     }
     return KN_OK;

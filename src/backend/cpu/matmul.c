@@ -1,14 +1,14 @@
-/* matmul.c (CPU) — float32 MATMUL and LINEAR on OpenBLAS cblas_sgemm. Batched matmul loops
- * over the output's batch (broadcast inputs are re-read, never copied); a matmul whose b has
- * no batch and whose a is not transposed folds a's batch into M for one big GEMM. OpenBLAS
- * threads itself, so sgemm is only ever called from serial code here. Deliberately not here:
+/* matmul.c (CPU) — float32 MATMUL and LINEAR on kn__sgemm (sgemm.c: oneDNN or OpenBLAS per
+ * shape, threaded by splitting C). Batched matmul loops over the output's batch (broadcast
+ * inputs are re-read, never copied); a matmul whose b has no batch and whose a is not
+ * transposed folds a's batch into M for one big GEMM. Deliberately not here:
  * own GEMM micro-kernels, other dtypes (f64/f16 fall back to the reference). */
-#include <cblas.h>
 #include <limits.h>
 #include <string.h>
 
 #include "../../ops/matmul_internal.h"
 #include "../backend.h"
+#include "sgemm.h"
 
 static int64_t batch_numel(const kn_node *t)
 {
@@ -34,17 +34,15 @@ static kn_status matmul_f32(const kn__kargs *a)
         return KN_OK;
     }
     int64_t batch = total / (M * N);
-    int lda = (int)(ta ? M : K), ldb = (int)(tb ? K : N);
-    enum CBLAS_TRANSPOSE opa = ta ? CblasTrans : CblasNoTrans, opb = tb ? CblasTrans : CblasNoTrans;
+    int64_t lda = ta ? M : K, ldb = tb ? K : N;
     if (!ta && batch_numel(nb) == 1 && batch_numel(na) == batch) {
         /* a [batch·M, K] · b [K, N]: one GEMM */
-        cblas_sgemm(CblasRowMajor, opa, opb, (int)(batch * M), (int)N, (int)K, 1.0f, A, lda, B, ldb, 0.0f, C,
-                    (int)N);
+        kn__sgemm(ta, tb, batch * M, N, K, 1.0f, A, lda, B, ldb, 0.0f, C, N);
         return KN_OK;
     }
     for (int64_t bi = 0; bi < batch; bi++)
-        cblas_sgemm(CblasRowMajor, opa, opb, (int)M, (int)N, (int)K, 1.0f, A + kn__matmul_batch_offset(n, na, bi), lda,
-                    B + kn__matmul_batch_offset(n, nb, bi), ldb, 0.0f, C + bi * M * N, (int)N);
+        kn__sgemm(ta, tb, M, N, K, 1.0f, A + kn__matmul_batch_offset(n, na, bi), lda,
+                  B + kn__matmul_batch_offset(n, nb, bi), ldb, 0.0f, C + bi * M * N, N);
     return KN_OK;
 }
 
@@ -69,8 +67,7 @@ static kn_status linear_f32(const kn__kargs *a)
             memset(y, 0, (size_t)total * sizeof(float));
         return KN_OK;
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, (int)out, (int)in, 1.0f, x, (int)in, w,
-                (int)in, b ? 1.0f : 0.0f, y, (int)out);
+    kn__sgemm(false, true, rows, out, in, 1.0f, x, in, w, in, b ? 1.0f : 0.0f, y, out);
     return KN_OK;
 }
 

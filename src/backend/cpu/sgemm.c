@@ -1,0 +1,95 @@
+/* sgemm.c — kiln's one entry point for a float32 GEMM on a BLAS library (kn__sgemm): picks the
+ * library per shape and threads the call the way that works best for deep-learning shapes.
+ *
+ * Library: oneDNN's sgemm where it is the faster tool, OpenBLAS otherwise (and always when
+ * kiln is built without oneDNN). Measured per core with bench/kernels/gemm_lab.c on the
+ * example models' shapes (Zen 4, process CPU time, bench/kernels/README.md): oneDNN runs
+ * A·B and Aᵀ·B at 90–95% of the FMA peak where OpenBLAS 0.3.21 reaches 65–80%; on A·Bᵀ (a
+ * dense layer's forward pass) neither wins everywhere: oneDNN is ahead when B has ≥ 256 rows
+ * (MLP fc1: 83% vs 75%), OpenBLAS on narrower outputs (model B fc1: 73% vs 65%; MLP fc2:
+ * 66% vs 53%).
+ *
+ * Threading: a GEMM of a training step is small (M = the batch, 64) and a BLAS threading it
+ * internally leaves cores idle or waiting. So a mid-sized GEMM is split by the caller: the
+ * columns of C (rows when C is narrow) in 16-wide blocks over the OpenMP threads, each thread
+ * calling the library on its part (inside a parallel region the libraries run on one thread).
+ * The split depends only on the shape and the thread count, so results are reproducible for a
+ * given thread count. Tiny GEMMs run on the calling thread; very large ones are threaded by
+ * the library. Called from inside a parallel region, kn__sgemm runs on the calling thread. */
+#include "sgemm.h"
+
+#include <cblas.h>
+#include <omp.h>
+#include <stdbool.h>
+#ifdef KN_HAVE_DNNL
+#include <dnnl.h>
+#endif
+
+#define TINY_FLOPS (1 << 19)          /* below: one thread (a parallel region costs more) */
+#define LIBRARY_THREADED_FLOPS (1L << 31) /* above: the library threads the call itself */
+#define SPLIT_QUANTUM 16
+
+static bool use_dnnl(bool ta, bool tb, int64_t N)
+{
+#ifdef KN_HAVE_DNNL
+    (void)ta;
+    return !tb || N >= 256;
+#else
+    (void)ta, (void)tb, (void)N;
+    return false;
+#endif
+}
+
+/* One library call on the calling thread's (or the library's) threads. */
+static void call(bool dnnl, bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
+                 int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc)
+{
+#ifdef KN_HAVE_DNNL
+    if (dnnl) {
+        dnnl_sgemm(ta ? 'T' : 'N', tb ? 'T' : 'N', M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
+#else
+    (void)dnnl;
+#endif
+    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (int)M, (int)N, (int)K,
+                alpha, A, (int)lda, B, (int)ldb, beta, C, (int)ldc);
+}
+
+const char *kn__sgemm_library(bool ta, bool tb, int64_t M, int64_t N, int64_t K)
+{
+    double flops = 2.0 * (double)M * (double)N * (double)K;
+    return flops >= TINY_FLOPS && use_dnnl(ta, tb, N) ? "onednn" : "openblas";
+}
+
+void kn__sgemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
+               const float *B, int64_t ldb, float beta, float *C, int64_t ldc)
+{
+    if (M <= 0 || N <= 0)
+        return;
+    double flops = 2.0 * (double)M * (double)N * (double)K;
+    bool dnnl = flops >= TINY_FLOPS && use_dnnl(ta, tb, N);
+    int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
+    if (threads <= 1 || flops < TINY_FLOPS || flops > (double)LIBRARY_THREADED_FLOPS) {
+        call(dnnl, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
+    /* split C's columns, or its rows when it is narrow, into 16-wide blocks per thread */
+    bool by_cols = N >= M || N >= 64;
+    int64_t span = by_cols ? N : M, blocks = (span + SPLIT_QUANTUM - 1) / SPLIT_QUANTUM;
+    if (blocks < threads)
+        threads = (int)blocks;
+#pragma omp parallel num_threads(threads)
+    {
+        int nt = omp_get_num_threads(), t = omp_get_thread_num();
+        int64_t b0 = blocks * t / nt * SPLIT_QUANTUM, b1 = blocks * (t + 1) / nt * SPLIT_QUANTUM;
+        b1 = b1 < span ? b1 : span;
+        if (b1 > b0) {
+            if (by_cols)
+                call(dnnl, ta, tb, M, b1 - b0, K, alpha, A, lda, tb ? B + b0 * ldb : B + b0, ldb, beta, C + b0, ldc);
+            else
+                call(dnnl, ta, tb, b1 - b0, N, K, alpha, ta ? A + b0 : A + b0 * lda, lda, B, ldb, beta, C + b0 * ldc,
+                     ldc);
+        }
+    }
+}

@@ -1,0 +1,15 @@
+/* sgemm.h — kn__sgemm: a float32 GEMM on the best BLAS library for the shape, threaded over
+ * the OpenMP threads (sgemm.c says how it chooses). Row-major: C = alpha·op(A)·op(B) + beta·C,
+ * op = transpose when ta/tb. Dimensions and leading dimensions must fit an int. */
+#ifndef KN_CPU_SGEMM_H
+#define KN_CPU_SGEMM_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+void kn__sgemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
+               const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
+/* The library kn__sgemm uses for a shape: "onednn" or "openblas" (for tests and tools). */
+const char *kn__sgemm_library(bool ta, bool tb, int64_t M, int64_t N, int64_t K);
+
+#endif
