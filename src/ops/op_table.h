@@ -41,6 +41,8 @@ typedef struct kn__kargs {
     int threads;
     char *err;               /* message buffer for KN_ERR_RANGE */
     size_t err_size;
+    void *device;            /* device backends: their per-plan context (the CUDA backend's
+                                kn__cuda_ctx: stream, library handles); NULL on the CPU */
 } kn__kargs;
 
 typedef kn_status (*kn__kernel_fn)(const kn__kargs *a);

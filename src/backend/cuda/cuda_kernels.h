@@ -1,0 +1,54 @@
+/* cuda_kernels.h — the CUDA backend's kernel table: the same contract as the CPU backend
+ * (src/backend/backend.h: {kernel, workspace, supports} per op; src/ops/op_table.h: kn__kargs
+ * with every buffer contiguous row-major), with DEVICE pointers in kn__kargs.dst/src/work and
+ * the plan's kn__cuda_ctx in kn__kargs.device. A kernel enqueues its work on ctx->stream and
+ * returns without synchronising; it checks every launch (cudaGetLastError) and library call
+ * and returns KN_ERR_DEVICE / KN_ERR_OOM with a message in a->err (kn__kerr) on failure. A
+ * node the table does not support runs on the CPU with copies (the plan logs it). Random ops
+ * use the same counter-based Philox stream as the CPU (src/core/philox.h is host-device), so
+ * dropout masks match bit for bit. */
+#ifndef KN_CUDA_KERNELS_H
+#define KN_CUDA_KERNELS_H
+
+#include <cublasLt.h>
+#include <cuda_runtime.h>
+
+#include "../backend.h"
+
+/* Per-plan device context handed to every kernel through kn__kargs.device. */
+typedef struct kn__cuda_ctx {
+    int device;
+    cudaStream_t stream;        /* compute stream: every kernel of the plan */
+    cublasLtHandle_t lt;        /* cuBLASLt (GEMMs) */
+    void *dnn;                  /* cudnnHandle_t when built with cuDNN, else NULL */
+    void *gemm_workspace;       /* device scratch for cuBLASLt/cuDNN */
+    size_t gemm_workspace_bytes;
+    int math;                   /* KN_CUDA_MATH_*: FP32 exact, TF32 or BF16 tensor cores */
+    bool deterministic;         /* no atomics whose order varies; fixed algorithms */
+    int sm_count;               /* multiprocessors, for grid sizing */
+} kn__cuda_ctx;
+
+enum { KN_CUDA_MATH_FP32 = 0, KN_CUDA_MATH_TF32 = 1, KN_CUDA_MATH_BF16 = 2 };
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+/* The table, filled once by kn__cuda_register_* (one per family file, like the CPU's). */
+const kn__backend_kernel *kn__cuda_kernel(int op);
+bool kn__cuda_supports(const kn_node *n);
+void kn__cuda_register_elementwise(kn__backend_kernel *t); /* binary, unary, activation, cast, unary_bwd */
+void kn__cuda_register_reduce(kn__backend_kernel *t);      /* sum, mean, max, min, argmax, maxmin_bwd */
+void kn__cuda_register_softmax(kn__backend_kernel *t);     /* softmax, log_softmax and their bwd */
+void kn__cuda_register_loss(kn__backend_kernel *t);        /* softmax_ce (+bwd), nll, mse, bce, kl_div */
+void kn__cuda_register_matmul(kn__backend_kernel *t);      /* matmul, linear (cuBLASLt) */
+void kn__cuda_register_conv(kn__backend_kernel *t);        /* conv2d and its bwd (cuDNN or own) */
+void kn__cuda_register_pool(kn__backend_kernel *t);
+void kn__cuda_register_norm(kn__backend_kernel *t);
+void kn__cuda_register_random(kn__backend_kernel *t);      /* dropout */
+void kn__cuda_register_shape(kn__backend_kernel *t);       /* view/expand/permute/concat/slice/pad, embedding */
+void kn__cuda_register_optim(kn__backend_kernel *t);       /* sgd/adam updates */
+#ifdef __cplusplus
+}
+#endif
+
+#endif
