@@ -3,6 +3,8 @@
  * forward and backward), for one BLAS at a time. Row-major C = op(A)·op(B), beta 0.
  * Not part of the CMake build; see bench/kernels/README.md for the build lines:
  *   -DLAB_OPENBLAS (cblas_sgemm), -DLAB_BLIS (BLIS's CBLAS), -DLAB_DNNL (dnnl_sgemm),
+ *   -DLAB_KILN_SGEMM (kiln's dispatcher kn__sgemm from libkiln.a: the library and threading
+ *   kiln's matmul/linear kernels use for each shape),
  *   -DLAB_KILN (src/backend/cpu/gemm.c: kn__gemm_run for NN / TN, A packed inside the timing,
  *   columns split over OpenMP threads in NR blocks; A·Bᵀ shapes are skipped: kiln leaves
  *   them to OpenBLAS).
@@ -15,7 +17,16 @@
 #include <string.h>
 #include <time.h>
 
-#if defined(LAB_KILN)
+#if defined(LAB_KILN_SGEMM)
+#include "backend/cpu/sgemm.h"
+#define LIB "kiln kn__sgemm"
+static int gemm(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C,
+                int ldc)
+{
+    kn__sgemm(ta, tb, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, C, ldc);
+    return 1;
+}
+#elif defined(LAB_KILN)
 #include <omp.h>
 #include "backend/cpu/gemm.h"
 #define LIB "kiln gemm.c"
