@@ -35,6 +35,8 @@ typedef struct kn_bench_opts {
     uint64_t seed;            /* parameter init and synthetic data */
     const kn_recipe *recipe;  /* optimizer for KN_BENCH_TRAIN; NULL = the model's own recipe */
     const char *checkpoint;   /* load model weights from this kiln checkpoint; NULL = fresh init */
+    kn_precision precision;   /* conv/dense compute precision as in kn_train (fp16 training also
+                                 scales the loss and unscales the gradients like kn_train) */
 } kn_bench_opts;
 
 /* train mode, batch 64, all threads, auto steps (≥ 10 runs, ≥ 1 s), warm-up 3, seed 42. */
