@@ -145,7 +145,7 @@ kn_status kn__write_epoch_outputs(const char *dir, const kn_epoch_log *logs, int
             sb_printf(&b, "%.6f,%.6f,", l->test_loss, l->test_acc);
         sb_printf(&b, "%.1f,%.3f,%.6g,%lld,", l->images_per_s, l->seconds, l->lr, (long long)l->skipped_steps);
         if (l->loss_scale > 0)
-            sb_printf(&b, "%.9g", l->loss_scale);
+            sb_printf(&b, "%.15g", l->loss_scale);
         sb_printf(&b, ",%lld,%lld\n", (long long)l->scale_halvings, (long long)l->scale_doublings);
     }
     kn_status st = sb_write(&b, dir, "metrics.csv", err);
