@@ -582,13 +582,13 @@ kn_status kn_train(const kn_model *m, const kn_dataset *train, const kn_dataset 
     trainer t = {.m = m, .r = opts->recipe, .o = *opts};
     if (t.r.batch < 1 || t.r.epochs < 0 || t.r.lr <= 0)
         return kn_error_set(err, KN_ERR_ARG, "bad recipe: batch %d, epochs %d, lr %g", t.r.batch, t.r.epochs, t.r.lr);
+    st = kn__loss_scaler_init(&t.ls, opts, err);
+    if (st)
+        return st;
     if (opts->threads > 0)
         omp_set_num_threads(opts->threads);
     if (opts->out_dir && mkdir_p(opts->out_dir) != 0)
         return kn_error_set(err, KN_ERR_IO, "cannot create the output directory %s: %s", opts->out_dir, strerror(errno));
-    st = kn__loss_scaler_init(&t.ls, opts, err);
-    if (st)
-        return st;
     t.g = kn_graph_new();
     if (!t.g)
         return kn_error_set(err, KN_ERR_OOM, "out of memory");
