@@ -561,6 +561,36 @@ static void train_bf16(void)
     kn_model_free(m);
 }
 
+/* Out of memory anywhere in an FP16 training run (mixed graph, loss scaling, kernels): a clean
+ * KN_ERR_OOM and no leak, for every allocation site. */
+static kn_status oom_train(void *arg)
+{
+    (void)arg;
+    static float x[40 * 36];
+    static int32_t y[40];
+    kn_dataset ds;
+    tiny_data(&ds, x, y);
+    kn_error err = {0};
+    kn_model *m = NULL;
+    kn_status st = kn_model_parse(&m, TINY, "tiny", &err);
+    if (st)
+        return st;
+    kn_train_opts o;
+    kn_train_opts_defaults(&o);
+    o.recipe = *kn_model_recipe(m);
+    o.recipe.batch = 16;
+    o.recipe.epochs = 1;
+    o.threads = 1;
+    o.precision = KN_PRECISION_FP16;
+    o.loss_scale = 1024;
+    kn_train_result res;
+    st = kn_train(m, &ds, NULL, &o, &res, &err);
+    if (!st)
+        kn_train_result_free(&res);
+    kn_model_free(m);
+    return st;
+}
+
 static void cli(void)
 {
     CHECK(kt_run("%s train --precision fp8 --epochs 1", KILN_BIN) == 2 && strstr(kt_out, "unknown precision 'fp8'"),
@@ -587,6 +617,22 @@ int main(void)
         CHECK(system(cmd) == 0, "cleanup");
     }
     train_bf16();
+    /* every allocation site (some, like the loader's prefetch buffer, degrade gracefully, so
+     * kt_oom_loop's stop-at-first-success would end early) */
+    kt_oom_install(0);
+    CHECK_OK(oom_train(NULL));
+    long total = kt_oom_count(), oom = 0;
+    kt_oom_remove();
+    for (long n = 1; n <= total; n++) {
+        kt_oom_install(n);
+        kn_status st = oom_train(NULL);
+        long live = kt_oom_live();
+        kt_oom_remove();
+        CHECK(st == KN_OK || st == KN_ERR_OOM, "fp16 training, allocation %ld failing: %s", n, kn_status_name(st));
+        CHECK(live == 0, "fp16 training, allocation %ld failing: %ld allocations leaked", n, live);
+        oom += st == KN_ERR_OOM;
+    }
+    CHECK(total > 50 && oom > total / 2, "fp16 training: %ld of %ld allocation failures reported as OOM", oom, total);
     cli();
     return kt_finish("test_mixed_precision");
 }
