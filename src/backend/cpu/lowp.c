@@ -11,17 +11,25 @@
  *    Such a kernel is registered by wrapping whatever f32 entry the family file registered,
  *    so it must be filled after them (last in cpu_table.c).
  *
+ *  - LINEAR in bf16 on CPUs with AVX-512 BF16 runs natively instead (vdpbf16ps,
+ *    lowp_bf16dot.c), chosen at run time; KILN_BF16DOT=0 in the environment turns it off
+ *    (read once, for comparisons).
+ *
  * On a CPU, widening costs one pass over the operands, so a bf16 step is not faster than
  * f32 here: the gain of low precision on this backend is numerical parity with GPU mixed
- * precision (tensor cores), not speed. Deliberately not here: native bf16 GEMM micro-kernels
- * (vdpbf16ps), f64 operands (they keep the reference fallback). */
+ * precision (tensor cores), not speed. Deliberately not here: native bf16 convolutions
+ * (model B's are Winograd in FP32, which saves more than bf16's doubled dot-product rate),
+ * f64 operands (they keep the reference fallback). */
 #include <string.h>
 #if defined(__AVX512F__) && !defined(KN_CPU_NO_AVX512)
 #include <immintrin.h>
 #define LOWP_AVX512 1
 #endif
 
+#include <stdlib.h>
+
 #include "../backend.h"
+#include "lowp.h"
 
 #define PAR_MIN 32768 /* elements below which threading costs more than it gains */
 
@@ -203,12 +211,25 @@ static size_t wrapped_workspace(const kn_node *n)
     return b + align64((size_t)kn__numel(n) * sizeof(float));
 }
 
+/* The native bf16 linear kernel applies (and is not switched off by KILN_BF16DOT=0). */
+static bool use_bf16dot(void)
+{
+    static int use = -1;
+    if (use < 0) {
+        const char *e = getenv("KILN_BF16DOT");
+        use = kn__bf16dot_available() && !(e && !strcmp(e, "0"));
+    }
+    return use == 1;
+}
+
 static kn_status wrapped_run(const kn__kargs *a)
 {
     const kn_node *n = a->node;
     kn_dtype dt = low_dtype(n);
     if (dt == KN_F32)
         return inner[n->op].fn(a);
+    if (n->op == KN_OP_LINEAR && dt == KN_BF16 && use_bf16dot())
+        return kn__linear_bf16dot(a);
     shadow s;
     make_shadow(n, &s);
     kn__kargs b = *a;
