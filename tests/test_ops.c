@@ -11,10 +11,15 @@
 
 /* ---- inputs ---------------------------------------------------------------------------- */
 static uint64_t kt_counter; /* reset before each build so f32 and f64 builds match */
+static kn_dtype kt_round = KN_F32; /* values are rounded to this dtype (bf16/f16 for the low-precision pass) */
 
 static double kt_value(double lo, double hi, int64_t i)
 {
     double v = lo + (hi - lo) * kn_rng_uniform(1234, kt_counter, (uint64_t)i);
+    if (kt_round == KN_BF16)
+        return kn_bf16_to_f32(kn_f32_to_bf16((float)v));
+    if (kt_round == KN_F16)
+        return kn_f16_to_f32(kn_f32_to_f16((float)v));
     return (double)(float)v;
 }
 
@@ -28,6 +33,10 @@ static kn_node *make_param(kn_graph *g, kn_dtype dt, int ndim, const int64_t *sh
             double v = kt_value(lo, hi, i);
             if (dt == KN_F32)
                 ((float *)d)[i] = (float)v;
+            else if (dt == KN_BF16)
+                ((uint16_t *)d)[i] = kn_f32_to_bf16((float)v);
+            else if (dt == KN_F16)
+                ((uint16_t *)d)[i] = kn_f32_to_f16((float)v);
             else
                 ((double *)d)[i] = v;
         }
@@ -241,6 +250,40 @@ static void compare_f32(const op_row *row, int v)
     built_free(&b32);
 }
 
+/* Ops with CPU kernels for bf16/f16 operands (src/backend/cpu/lowp.c, mixed precision). */
+static bool has_lowp_kernel(int op)
+{
+    return op == KN_OP_CONV2D || op == KN_OP_CONV2D_BWD_DATA || op == KN_OP_CONV2D_BWD_WEIGHT ||
+           op == KN_OP_MATMUL || op == KN_OP_LINEAR;
+}
+
+/* The op's output in dt (bf16/f16) on the CPU vs the f64 reference on the same values (rounded
+ * to dt): FP32 accumulation, one rounding of the output to dt; no reference fallbacks. */
+static void compare_lowp(const op_row *row, int v, kn_dtype dt)
+{
+    built bl = {0}, b64 = {0};
+    kt_round = dt;
+    bool ok64 = build(row, v, KN_F64, KN_BACKEND_REF, &b64) && run(row, v, &b64);
+    bl.g = kn_graph_new();
+    kt_counter = 0;
+    bl.out = row->build(bl.g, dt, v);
+    kt_round = KN_F32;
+    CHECK(bl.out, "%s v%d (%s): build failed: %s", row->label, v, kn_dtype_name(dt), kn_graph_error(bl.g));
+    kn_plan_opts o = {.backend = KN_BACKEND_CPU};
+    bool okl = bl.out && kn_plan_compile(&bl.plan, bl.g, &bl.out, 1, &o) == KN_OK;
+    CHECK(!bl.out || okl, "%s v%d (%s): compile failed: %s", row->label, v, kn_dtype_name(dt), kn_plan_last_error());
+    if (okl) {
+        CHECK(kn_plan_num_fallbacks(bl.plan) == 0, "%s v%d: the %s CPU plan ran %d steps on reference kernels",
+              row->label, v, kn_dtype_name(dt), kn_plan_num_fallbacks(bl.plan));
+        okl = run(row, v, &bl);
+    }
+    if (ok64 && okl)
+        compare_node(row, v, dt == KN_BF16 ? "bf16 output" : "f16 output", &bl, bl.out, &b64, b64.out,
+                     dt == KN_BF16 ? 0x1p-8 : 0x1p-11);
+    built_free(&bl);
+    built_free(&b64);
+}
+
 static void bad_case(const op_row *row)
 {
     kn_graph *g = kn_graph_new();
@@ -311,6 +354,10 @@ int main(int argc, char **argv)
                 if (!(kn__op_flags[row->op] & KN_OPF_NONDIFF))
                     gradcheck(row, v);
                 compare_f32(row, v);
+                if (has_lowp_kernel(row->op)) {
+                    compare_lowp(row, v, KN_BF16);
+                    compare_lowp(row, v, KN_F16);
+                }
             }
             if (row->bad)
                 bad_case(row);

@@ -37,6 +37,8 @@ typedef struct kn_bench_opts {
     const char *checkpoint;   /* load model weights from this kiln checkpoint; NULL = fresh init */
     FILE *profile;            /* non-NULL: time every kernel of the timed runs and write the
                                  per-op profile here (kn_plan_write_profile, 15 slowest steps) */
+    kn_precision precision;   /* conv/dense compute precision as in kn_train (fp16 training also
+                                 scales the loss and unscales the gradients like kn_train) */
 } kn_bench_opts;
 
 /* train mode, batch 64, all threads, auto steps (≥ 10 runs, ≥ 1 s), warm-up 3, seed 42. */

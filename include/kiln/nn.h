@@ -116,6 +116,10 @@ kn_node *kn_model_build(const kn_model *m, kn_graph *g, kn_node *x, kn_error *er
  * cast the operands of convolutions and matrix products (mixed precision: the parameters stay
  * FP32 master weights; reductions, softmax, losses and normalisation stay FP32). */
 typedef enum kn_precision { KN_PRECISION_FP32 = 0, KN_PRECISION_BF16, KN_PRECISION_FP16 } kn_precision;
+/* "fp32", "bf16", "fp16" ("?" for a value out of range). */
+const char *kn_precision_name(kn_precision p);
+/* Parses "fp32" | "bf16" | "fp16" (also "f32", "f16"); KN_ERR_ARG listing the choices otherwise. */
+kn_status kn_precision_parse(const char *s, kn_precision *out, kn_error *err);
 
 /* How kn_model_build_ex builds a model (zero-initialised = kn_model_build). */
 typedef struct kn_build_opts {

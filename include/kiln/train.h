@@ -36,8 +36,10 @@ typedef struct kn_train_opts {
     bool debug_numerics;
 
     /* ---- mixed precision and compression (docs/compression.md) ---- */
-    kn_precision precision;   /* conv/dense compute precision; the weights stay FP32 masters */
-    double loss_scale;        /* FP16: initial dynamic loss scale (0 = 65536) */
+    kn_precision precision;   /* conv/dense compute precision; the weights stay FP32 masters.
+                                 Evaluation (per epoch and at the end) runs in FP32. */
+    double loss_scale;        /* FP16: initial dynamic loss scale (0 = 65536); a step with non-finite
+                                 gradients is skipped and halves it (ignored for FP32/BF16) */
     int loss_scale_window;    /* FP16: clean steps before the scale doubles (0 = 2000) */
     const char *init_from;    /* checkpoint (file or directory) whose weights start the run with a
                                  fresh optimizer and schedule: fine-tuning; NULL = initialise */
@@ -56,6 +58,8 @@ typedef struct kn_epoch_log {
     double test_loss, test_acc; /* on the test set after this epoch; NAN without one */
     double images_per_s, seconds, lr;
     int64_t skipped_steps;    /* steps whose loss or gradients were not finite: no update made */
+    double loss_scale;        /* FP16: the dynamic loss scale at the end of the epoch; 0 without scaling */
+    int64_t scale_halvings, scale_doublings; /* FP16: loss-scale changes in this epoch */
 } kn_epoch_log;
 
 typedef struct kn_eval_result {
@@ -74,6 +78,8 @@ typedef struct kn_train_result {
     double train_images_per_s;
     bool stopped;             /* stop_after_steps ended the run early */
     int64_t skipped_steps;    /* steps skipped by the numerical guard (all epochs) */
+    double loss_scale;        /* FP16: the final dynamic loss scale; 0 without scaling */
+    int64_t scale_halvings, scale_doublings; /* FP16: loss-scale changes (all epochs) */
     kn_eval_result test;      /* on the test set, when one was given and training finished */
     int n_logs;
     kn_epoch_log *logs;       /* one per finished epoch (resumed runs include earlier ones) */

@@ -119,6 +119,8 @@ static kn_node *param(bctx *b, const char *suffix, int ndim, const int64_t *shap
     return p;
 }
 
+static kn_dtype low_dtype(const bctx *b);
+
 /* An operand (input or weight) of a conv or dense layer as the layer computes with it: the
  * hook where mixed precision casts and quantisation-aware training fake-quantises. */
 static kn_node *operand(bctx *b, kn_node *v, bool is_weight)
@@ -126,7 +128,29 @@ static kn_node *operand(bctx *b, kn_node *v, bool is_weight)
     (void)is_weight;
     if (b->st || !v)
         return v;
-    return v;
+    kn_dtype low = low_dtype(b);
+    return low != b->dt ? kn_graph_cast(b->g, v, low) : v;
+}
+
+/* The dtype conv/dense products compute in: bf16/f16 under mixed precision (on an f32 model),
+ * else the model's dtype. */
+static kn_dtype low_dtype(const bctx *b)
+{
+    if (b->dt != KN_F32)
+        return b->dt;
+    return b->o.precision == KN_PRECISION_BF16 ? KN_BF16 : b->o.precision == KN_PRECISION_FP16 ? KN_F16 : KN_F32;
+}
+
+/* The layer's result y back in the model's dtype (mixed precision: cast to f32), with the bias
+ * added there in full precision; bias_shape broadcasts it over y ([C,1,1] for images). */
+static kn_node *finish(bctx *b, kn_node *y, kn_node *bias, int ndim, const int64_t *bias_shape)
+{
+    if (!y || y->dtype == b->dt)
+        return y;
+    y = kn_graph_cast(b->g, y, b->dt);
+    if (bias)
+        y = kn_graph_add(b->g, y, ndim == 1 ? bias : kn_graph_reshape(b->g, bias, ndim, bias_shape));
+    return y;
 }
 
 /* The input of an image layer must be [N, C, H, W]. */
@@ -161,7 +185,9 @@ static kn_node *build_conv2d(bctx *b, const kn__layer *L, kn_node *in)
                         .dilation_w = L->dilation, .groups = L->groups};
     o.pad_h = L->pad_same ? L->dilation * (L->kh - 1) / 2 : L->pad;
     o.pad_w = L->pad_same ? L->dilation * (L->kw - 1) / 2 : L->pad;
-    return kn_graph_conv2d(b->g, operand(b, in, false), operand(b, w, true), bias, &o);
+    bool mixed = low_dtype(b) != b->dt; /* mixed precision: the bias is added after the cast back */
+    kn_node *y = kn_graph_conv2d(b->g, operand(b, in, false), operand(b, w, true), mixed ? NULL : bias, &o);
+    return mixed ? finish(b, y, bias, 3, (int64_t[]){L->units, 1, 1}) : y;
 }
 
 static kn_node *build_dense(bctx *b, const kn__layer *L, kn_node *in)
@@ -174,7 +200,11 @@ static kn_node *build_dense(bctx *b, const kn__layer *L, kn_node *in)
     double bound = 1.0 / sqrt((double)F);
     kn_node *w = param(b, "weight", 2, (int64_t[]){L->units, F}, true, KN_INIT_KAIMING_UNIFORM, 0, 0);
     kn_node *bias = L->bias ? param(b, "bias", 1, &L->units, true, KN_INIT_UNIFORM, -bound, bound) : NULL;
-    return b->st ? NULL : kn_graph_linear(b->g, operand(b, in, false), operand(b, w, true), bias);
+    if (b->st)
+        return NULL;
+    bool mixed = low_dtype(b) != b->dt; /* mixed precision: the bias is added after the cast back */
+    kn_node *y = kn_graph_linear(b->g, operand(b, in, false), operand(b, w, true), mixed ? NULL : bias);
+    return mixed ? finish(b, y, bias, 1, &L->units) : y;
 }
 
 static kn_node *build_norm(bctx *b, const kn__layer *L, kn_node *in)

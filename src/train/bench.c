@@ -96,7 +96,8 @@ static kn_status build_step(bench_step *b, const kn_model *m, const kn_bench_opt
     b->x = kn_graph_input(g, "bench.x", KN_F32, nd + 1, shape);
     if (!b->x)
         return graph_err(g, err, "creating the input");
-    b->logits = kn_model_build(m, g, b->x, err);
+    kn_build_opts bo = {.precision = o->precision};
+    b->logits = kn_model_build_ex(m, g, b->x, &bo, err);
     if (!b->logits)
         return graph_err(g, err, "building the model");
     /* weights before anything else creates parameters: the file must hold exactly the
@@ -123,8 +124,12 @@ static kn_status build_step(bench_step *b, const kn_model *m, const kn_bench_opt
         return kn_error_set(err, KN_ERR_UNSUPPORTED, "the model has %d parameter tensors; at most %d are supported",
                             b->n_params, MAX_PARAMS);
     kn_node *grads[MAX_PARAMS];
-    if (kn_graph_backward(g, b->loss, b->params, b->n_params, grads))
+    /* fp16: loss·S and gradients·(1/S) as in kn_train (a fixed S here) */
+    kn_node *scale = o->precision == KN_PRECISION_FP16 ? kn_graph_scalar(g, KN_F32, 1024.0) : NULL;
+    if (kn_graph_backward(g, scale ? kn_graph_mul(g, b->loss, scale) : b->loss, b->params, b->n_params, grads))
         return graph_err(g, err, "building the backward pass");
+    for (int i = 0; scale && i < b->n_params; i++)
+        grads[i] = kn_graph_mul(g, grads[i], kn_graph_scalar(g, KN_F32, 1.0 / 1024.0));
     for (int i = 0; i < b->n_params; i++)
         if (!grads[i])
             return kn_error_set(err, KN_ERR_ARG, "parameter %s does not affect the loss", kn_node_name(b->params[i]));

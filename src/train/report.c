@@ -59,6 +59,9 @@ void kn__progress_epoch(kn__progress *p, const kn_epoch_log *l, int epochs, int6
         fprintf(stderr, "  test_acc %.4f", l->test_acc);
     if (l->skipped_steps)
         fprintf(stderr, "  skipped %lld", (long long)l->skipped_steps);
+    if (l->loss_scale > 0)
+        fprintf(stderr, "  loss_scale %g (halved %lld, doubled %lld)", l->loss_scale, (long long)l->scale_halvings,
+                (long long)l->scale_doublings);
     fprintf(stderr, "  %.0f img/s  %s  ETA %s  lr %.3g\n", l->images_per_s, t, e, l->lr);
     fflush(stderr);
 }
@@ -128,7 +131,7 @@ kn_status kn__write_epoch_outputs(const char *dir, const kn_epoch_log *logs, int
 {
     sbuf b = {0};
     sb_printf(&b, "epoch,train_loss,train_accuracy,val_loss,val_accuracy,test_loss,test_accuracy,images_per_s,"
-                  "seconds,lr,skipped_steps\n");
+                  "seconds,lr,skipped_steps,loss_scale,scale_halvings,scale_doublings\n");
     for (int i = 0; i < n; i++) {
         const kn_epoch_log *l = &logs[i];
         sb_printf(&b, "%d,%.6f,%.6f,", l->epoch, l->train_loss, l->train_acc);
@@ -140,7 +143,10 @@ kn_status kn__write_epoch_outputs(const char *dir, const kn_epoch_log *logs, int
             sb_printf(&b, ",,");
         else
             sb_printf(&b, "%.6f,%.6f,", l->test_loss, l->test_acc);
-        sb_printf(&b, "%.1f,%.3f,%.6g,%lld\n", l->images_per_s, l->seconds, l->lr, (long long)l->skipped_steps);
+        sb_printf(&b, "%.1f,%.3f,%.6g,%lld,", l->images_per_s, l->seconds, l->lr, (long long)l->skipped_steps);
+        if (l->loss_scale > 0)
+            sb_printf(&b, "%.15g", l->loss_scale);
+        sb_printf(&b, ",%lld,%lld\n", (long long)l->scale_halvings, (long long)l->scale_doublings);
     }
     kn_status st = sb_write(&b, dir, "metrics.csv", err);
     if (st)
@@ -193,6 +199,11 @@ kn_status kn__write_summary(const char *dir, const kn_train_result *res, const k
     sb_printf(&b, "  \"epochs\": %d,\n", res->epochs_done);
     sb_printf(&b, "  \"steps\": %lld,\n", (long long)res->steps);
     sb_printf(&b, "  \"skipped_steps\": %lld,\n", (long long)res->skipped_steps);
+    if (res->loss_scale > 0) {
+        sb_num(&b, "loss_scale", res->loss_scale, true);
+        sb_printf(&b, "  \"loss_scale_halvings\": %lld,\n", (long long)res->scale_halvings);
+        sb_printf(&b, "  \"loss_scale_doublings\": %lld,\n", (long long)res->scale_doublings);
+    }
     sb_num(&b, "train_images_per_s", res->train_images_per_s, true);
     sb_num(&b, "seconds", res->seconds, true);
     sb_num(&b, "final_train_loss", n ? logs[n - 1].train_loss : NAN, true);
@@ -225,9 +236,14 @@ kn_status kn__history_string(const kn_epoch_log *logs, int n, char **out)
     sb_printf(&b, "%s", "");
     for (int i = 0; i < n; i++) {
         const kn_epoch_log *l = &logs[i];
-        sb_printf(&b, "%d %.17g %.17g %.17g %.17g %.17g %.17g %.17g %.17g %.17g %lld\n", l->epoch, l->train_loss,
+        sb_printf(&b, "%d %.17g %.17g %.17g %.17g %.17g %.17g %.17g %.17g %.17g %lld", l->epoch, l->train_loss,
                   l->train_acc, l->val_loss, l->val_acc, l->test_loss, l->test_acc, l->images_per_s, l->seconds, l->lr,
                   (long long)l->skipped_steps);
+        /* loss scaling (FP16) as an optional tail, so older histories still parse */
+        if (l->loss_scale > 0)
+            sb_printf(&b, "|%.17g %lld %lld", l->loss_scale, (long long)l->scale_halvings,
+                      (long long)l->scale_doublings);
+        sb_printf(&b, "\n");
     }
     if (b.oom) {
         kn__free(b.s);
@@ -256,6 +272,17 @@ kn_status kn__history_parse(const char *s, kn_epoch_log **logs, int *n, int *cap
             *cap = c;
         }
         l.skipped_steps = skipped;
+        l.loss_scale = 0;
+        l.scale_halvings = l.scale_doublings = 0;
+        if (s[used] == '|') {
+            long long h = 0, d = 0;
+            int more = 0;
+            if (sscanf(s + used + 1, "%lf %lld %lld%n", &l.loss_scale, &h, &d, &more) != 3)
+                break;
+            l.scale_halvings = h;
+            l.scale_doublings = d;
+            used += 1 + more;
+        }
         (*logs)[(*n)++] = l;
         s += used;
         while (*s == '\n' || *s == ' ')

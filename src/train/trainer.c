@@ -15,6 +15,7 @@
 
 #include "../core/alloc.h"
 #include "kiln/io.h"
+#include "loss_scale.h"
 #include "report.h"
 #include "session.h"
 
@@ -23,6 +24,7 @@
 typedef struct branch {
     int64_t batch;
     kn_node *x, *y, *logits, *loss, *lr, *t;
+    kn_node *scale;       /* FP16: the loss scale S (the backward starts from loss·S); NULL otherwise */
     kn_node *gnorm2;      /* Σ g² over all gradients: non-finite means the update was skipped */
     kn_node *lr_guarded;  /* lr + 0·gnorm2: NaN (so the update kernels skip) when gnorm2 is not finite */
     kn_plan *plan;        /* forward + backward + (accumulate) + update */
@@ -42,6 +44,7 @@ typedef struct trainer {
     int64_t step;          /* optimizer steps done */
     int64_t micro_count;   /* micro-batches since the last update (accum > 1) */
     int64_t skipped;       /* steps skipped by the numerical guard */
+    kn__loss_scaler ls;    /* FP16 dynamic loss scaling (off otherwise) */
     int epoch;             /* epochs finished */
     int64_t batch_in_epoch;/* batches done in the current epoch (resume point) */
     kn_epoch_log *logs;
@@ -139,7 +142,8 @@ static kn_status build_branch(trainer *t, branch *b, int64_t batch, const char *
     b->t = kn_graph_input(g, name, KN_F32, 0, NULL);
     if (kn_graph_status(g))
         return graph_err(t, err, "creating the inputs");
-    b->logits = kn_model_build(t->m, g, b->x, err);
+    kn_build_opts bo = {.precision = t->o.precision};
+    b->logits = kn_model_build_ex(t->m, g, b->x, &bo, err);
     if (!b->logits)
         return graph_err(t, err, "building the model");
     b->loss = kn_graph_softmax_cross_entropy(g, b->logits, b->y);
@@ -150,13 +154,25 @@ static kn_status build_branch(trainer *t, branch *b, int64_t batch, const char *
     if (t->n_params > MAX_PARAMS)
         return kn_error_set(err, KN_ERR_UNSUPPORTED, "the model has %d parameter tensors; at most %d are supported",
                             t->n_params, MAX_PARAMS);
-    kn_node *grads[MAX_PARAMS];
-    kn_status st = kn_graph_backward(g, b->loss, t->params, t->n_params, grads);
+    kn_node *grads[MAX_PARAMS], *from = b->loss;
+    if (t->ls.on) { /* FP16: backward from loss·S, gradients·(1/S) before accumulation and the guard */
+        snprintf(name, sizeof name, "%s.loss_scale", tag);
+        b->scale = kn_graph_input(g, name, KN_F32, 0, NULL);
+        from = kn_graph_mul(g, b->loss, b->scale);
+        if (kn_graph_status(g))
+            return graph_err(t, err, "building the loss scaling");
+    }
+    kn_status st = kn_graph_backward(g, from, t->params, t->n_params, grads);
     if (st)
         return graph_err(t, err, "building the backward pass");
     for (int i = 0; i < t->n_params; i++)
         if (!grads[i])
             return kn_error_set(err, KN_ERR_ARG, "parameter %s does not affect the loss", kn_node_name(t->params[i]));
+    if (t->ls.on) {
+        kn_node *inv = kn_graph_div(g, kn_graph_scalar(g, KN_F32, 1.0), b->scale);
+        for (int i = 0; i < t->n_params; i++)
+            grads[i] = kn_graph_mul(g, grads[i], inv);
+    }
 
     kn_node *outs[MAX_PARAMS + 3];
     int n_outs = 0;
@@ -252,6 +268,8 @@ static kn_status train_batch(trainer *t, branch *b, const kn_batch *bt, int64_t 
     memcpy(kn_plan_input_data(p, b->y), bt->y, (size_t)bt->n * sizeof(int32_t));
     set_scalar(p, b->lr, (float)schedule_lr(&t->r, t->step, spe));
     set_scalar(p, b->t, (float)(t->step + 1));
+    if (b->scale)
+        set_scalar(p, b->scale, (float)t->ls.scale);
     /* dropout masks follow the global micro-step, so resuming reproduces them */
     kn_plan_set_step_count(p, (uint64_t)(t->step * accum + t->micro_count));
     kn_status st = kn_plan_run(p);
@@ -273,15 +291,26 @@ static kn_status train_batch(trainer *t, branch *b, const kn_batch *bt, int64_t 
     t->micro_count = 0;
     if (accum > 1)
         zero_accumulators(t);
-    double g2 = kn_plan_scalar(p, b->gnorm2);
-    if (!isfinite(*loss) || !isfinite(g2)) {
+    double g2 = kn_plan_scalar(p, b->gnorm2), scale = t->ls.scale;
+    bool finite = isfinite(*loss) && isfinite(g2);
+    int change = kn__loss_scaler_update(&t->ls, finite);
+    if (!finite) {
         t->skipped++;
-        if (t->o.progress && t->skipped <= 10)
-            fprintf(stderr, "%skiln: step %lld: loss %g, squared gradient norm %g: not finite, update skipped%s\n",
-                    isatty(2) ? "\r\033[K" : "", (long long)t->step, *loss, g2,
+        if (t->o.progress && t->skipped <= 10) {
+            char ls[96] = "";
+            if (t->ls.on)
+                snprintf(ls, sizeof ls, " at loss scale %g; scale %s %g", scale, change ? "halved to" : "stays",
+                         t->ls.scale);
+            fprintf(stderr, "%skiln: step %lld: loss %g, squared gradient norm %g: not finite, update skipped%s%s\n",
+                    isatty(2) ? "\r\033[K" : "", (long long)t->step, *loss, g2, ls,
                     t->skipped == 10 ? " (further skips are only counted)" : "");
+        }
         return KN_OK;
     }
+    if (change > 0 && t->o.progress && t->ls.doublings <= 10)
+        fprintf(stderr, "%skiln: step %lld: %d clean steps, loss scale doubled to %g%s\n", isatty(2) ? "\r\033[K" : "",
+                (long long)t->step, t->ls.window, t->ls.scale,
+                t->ls.doublings == 10 ? " (further changes are only counted)" : "");
     t->step++;
     return KN_OK;
 }
@@ -306,7 +335,10 @@ static kn_status save_checkpoint(trainer *t, const char *path, kn_error *err)
     META("kiln.norm_scale", "%.9g", t->norm.scale)
     META("kiln.norm_mean", "%.9g", t->norm.mean)
     META("kiln.norm_std", "%.9g", t->norm.std)
+    META("kiln.precision", "%s", kn_precision_name(t->o.precision))
 #undef META
+    if (!st)
+        st = kn__loss_scaler_save(&t->ls, &meta);
     char *recipe = NULL, *history = NULL;
     if (!st && kn__recipe_string(&t->r, &recipe) == KN_OK)
         st = kn_meta_set(&meta, "kiln.recipe", recipe);
@@ -354,6 +386,13 @@ static kn_status resume(trainer *t, kn_error *err)
     if (!st && (uint64_t)meta_int(&meta, "kiln.seed") != t->o.seed)
         st = kn_error_set(err, KN_ERR_ARG, "%s was trained with seed %lld; resume with --seed %lld", path,
                           (long long)meta_int(&meta, "kiln.seed"), (long long)meta_int(&meta, "kiln.seed"));
+    const char *prec = kn_meta_get(&meta, "kiln.precision");
+    const char *want = kn_precision_name(t->o.precision);
+    if (!st && strcmp(prec ? prec : "fp32", want) != 0)
+        st = kn_error_set(err, KN_ERR_ARG, "%s was trained with --precision %s; resume with the same precision (not %s)",
+                          path, prec ? prec : "fp32", want);
+    if (!st)
+        st = kn__loss_scaler_load(&t->ls, &meta, path, err);
     if (!st && kn_meta_get(&meta, "kiln.history"))
         st = kn__history_parse(kn_meta_get(&meta, "kiln.history"), &t->logs, &t->n_logs, &t->cap_logs);
     kn_meta_clear(&meta);
@@ -410,6 +449,7 @@ static kn_status run_epochs(trainer *t, const kn_dataset *train, const kn_datase
         st = kn_loader_start_epoch(ld, t->epoch);
         double t0 = kn__now(), loss_sum = 0;
         int64_t correct = 0, seen = 0, counted = 0, nb = kn_loader_num_batches(ld), skipped0 = t->skipped;
+        int64_t halved0 = t->ls.halvings, doubled0 = t->ls.doublings;
         kn_batch bt;
         int64_t skip = t->batch_in_epoch;
         while (!st && kn_loader_next(ld, &bt)) {
@@ -447,7 +487,10 @@ static kn_status run_epochs(trainer *t, const kn_dataset *train, const kn_datase
                           .val_loss = NAN, .val_acc = NAN, .test_loss = NAN, .test_acc = NAN,
                           .images_per_s = secs > 0 ? (double)seen / secs : 0, .seconds = secs,
                           .lr = schedule_lr(r, t->step ? t->step - 1 : 0, spe),
-                          .skipped_steps = t->skipped - skipped0};
+                          .skipped_steps = t->skipped - skipped0,
+                          .loss_scale = t->ls.on ? t->ls.scale : 0,
+                          .scale_halvings = t->ls.halvings - halved0,
+                          .scale_doublings = t->ls.doublings - doubled0};
         if (n_val > 0) {
             kn_eval_result ev;
             st = kn__evaluate(&t->eval, train, va_idx, n_val, &t->norm, &ev, err);
@@ -539,6 +582,9 @@ kn_status kn_train(const kn_model *m, const kn_dataset *train, const kn_dataset 
     trainer t = {.m = m, .r = opts->recipe, .o = *opts};
     if (t.r.batch < 1 || t.r.epochs < 0 || t.r.lr <= 0)
         return kn_error_set(err, KN_ERR_ARG, "bad recipe: batch %d, epochs %d, lr %g", t.r.batch, t.r.epochs, t.r.lr);
+    st = kn__loss_scaler_init(&t.ls, opts, err);
+    if (st)
+        return st;
     if (opts->threads > 0)
         omp_set_num_threads(opts->threads);
     if (opts->out_dir && mkdir_p(opts->out_dir) != 0)
@@ -572,6 +618,9 @@ kn_status kn_train(const kn_model *m, const kn_dataset *train, const kn_dataset 
     res->epochs_done = t.epoch;
     res->steps = t.step;
     res->skipped_steps = t.skipped;
+    res->loss_scale = t.ls.on ? t.ls.scale : 0;
+    res->scale_halvings = t.ls.halvings;
+    res->scale_doublings = t.ls.doublings;
     if (!st && opts->out_dir && !res->stopped)
         st = kn__write_summary(opts->out_dir, res, t.logs, t.n_logs, test ? &res->test : NULL, err);
     if (!st) {

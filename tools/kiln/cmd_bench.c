@@ -28,6 +28,7 @@ static void usage(FILE *f)
             "  --min-time S     seconds of timed runs in auto mode (default 1)\n"
             "  --warmup N       untimed runs first (default 3)\n"
             "  --optimizer O    sgd|adam|adamw instead of the model's recipe (--train)\n"
+            "  --precision P    fp32 (default), bf16 or fp16: conv/dense precision as in kiln train\n"
             "  --seed N         parameter init and synthetic data (default 42)\n"
             "  --peak GFLOPS    use this FMA peak instead of measuring it (0: do not report a fraction)\n"
             "  --profile        also print where the time goes: per op kind and the slowest steps (stderr)\n"
@@ -98,6 +99,12 @@ int cmd_bench(int argc, char **argv)
             model_spec = v;
         } else if (r == 0 && (r = cli_opt(argc, argv, &i, "--optimizer", &v)) == 1) {
             optimizer = v;
+        } else if (r == 0 && (r = cli_opt(argc, argv, &i, "--precision", &v)) == 1) {
+            kn_error perr = {0};
+            if (kn_precision_parse(v, &o.precision, &perr)) {
+                cli_fail("bench", &perr);
+                return 2;
+            }
         } else if (r == 0 && (r = cli_opt(argc, argv, &i, "--batch", &v)) == 1) {
             if (!cli_int("bench", "--batch", v, 1, (long long)1 << 24, &n))
                 return 2;
@@ -170,6 +177,7 @@ int cmd_bench(int argc, char **argv)
         json_str(stdout, model_spec);
         printf(",\"mode\":\"%s\",\"batch\":%lld,\"threads\":%d,\"optimizer\":", mode, (long long)o.batch, threads);
         json_str(stdout, o.mode == KN_BENCH_TRAIN ? recipe.optimizer : "");
+        printf(",\"precision\":\"%s\"", kn_precision_name(o.precision));
         printf(",\"steps\":%d,\"warmup\":%d,\"step_ms\":%.6g,\"min_ms\":%.6g,\"max_ms\":%.6g,\"mean_ms\":%.6g,"
                "\"images_per_s\":%.6g,\"flops_per_step\":%.6g,\"gflops\":%.6g,\"peak_gflops\":%.6g,"
                "\"peak_isa\":\"%s\",\"peak_fraction\":%.6g,\"forward_flops_per_example\":%.6g,\"params\":%lld,"
@@ -179,9 +187,9 @@ int cmd_bench(int argc, char **argv)
                (long long)res.params, res.plan_steps, res.fallbacks, res.arena_bytes, res.compile_ms, rss_kb);
         return 0;
     }
-    printf("kiln bench: %s, %s%s%s, batch %lld, %d threads\n", model_spec, mode,
+    printf("kiln bench: %s, %s%s%s, batch %lld, %d threads, precision %s\n", model_spec, mode,
            o.mode == KN_BENCH_TRAIN ? " with " : "", o.mode == KN_BENCH_TRAIN ? recipe.optimizer : "",
-           (long long)o.batch, threads);
+           (long long)o.batch, threads, kn_precision_name(o.precision));
     printf("  step time    %.3f ms median (min %.3f, max %.3f; %d timed runs after %d warm-up)\n", res.median_ms,
            res.min_ms, res.max_ms, res.steps, o.warmup);
     printf("  throughput   %.1f images/s\n", res.images_per_s);

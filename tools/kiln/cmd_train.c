@@ -21,6 +21,12 @@ static void usage(FILE *f)
             "  --weight-decay X --schedule constant|step|cosine --warmup EPOCHS --step-size N --gamma X\n"
             "  --clip NORM --accum N --crop PAD --flip --no-augment --val-split FRACTION\n"
             "                     override the model's recipe (see docs/model-format.md)\n"
+            "  --precision P      fp32 (default), bf16 or fp16: mixed precision for conv/dense products\n"
+            "                     (FP32 master weights; softmax, losses, normalisation and reductions in FP32;\n"
+            "                     evaluation in FP32); see docs/compression.md\n"
+            "  --loss-scale S     fp16: initial dynamic loss scale (default 65536); a step with inf/NaN\n"
+            "                     gradients is skipped and halves it, 2000 clean steps double it\n"
+            "  --loss-scale-window N  fp16: clean steps before the loss scale doubles (default 2000)\n"
             "  --seed N           random seed (default 42)\n"
             "  --threads N        CPU threads (default: all cores)\n"
             "  --resume DIR       continue the run saved in DIR (same model, data and seed)\n"
@@ -73,6 +79,20 @@ int cmd_train(int argc, char **argv)
             if (!cli_int("train", "--seed", v, 0, (long long)1 << 62, &s))
                 return 2;
             o.seed = (uint64_t)s;
+        } else if ((r = cli_opt(argc, argv, &i, "--precision", &v))) {
+            kn_error perr = {0};
+            if (kn_precision_parse(v, &o.precision, &perr)) {
+                cli_fail("train", &perr);
+                return 2;
+            }
+        } else if ((r = cli_opt(argc, argv, &i, "--loss-scale", &v))) {
+            if (!cli_double("train", "--loss-scale", v, 0x1p-24, 0x1p40, &o.loss_scale))
+                return 2;
+        } else if ((r = cli_opt(argc, argv, &i, "--loss-scale-window", &v))) {
+            long long w;
+            if (!cli_int("train", "--loss-scale-window", v, 1, 1 << 30, &w))
+                return 2;
+            o.loss_scale_window = (int)w;
         } else if ((r = cli_opt(argc, argv, &i, "--threads", &v))) {
             long long t;
             if (!cli_int("train", "--threads", v, 0, 1024, &t))
@@ -119,6 +139,11 @@ int cmd_train(int argc, char **argv)
     }
 
     kn_error err = {0};
+    if ((o.loss_scale > 0 || o.loss_scale_window > 0) && o.precision != KN_PRECISION_FP16) {
+        fprintf(stderr, "kiln train: --loss-scale and --loss-scale-window apply to --precision fp16 only (%s needs no "
+                        "loss scaling)\n", kn_precision_name(o.precision));
+        return 2;
+    }
     kn_model *m = NULL;
     if (cli_load_model(model_spec, &m, &err))
         return cli_fail("train", &err);
@@ -143,9 +168,10 @@ int cmd_train(int argc, char **argv)
         return cli_fail("train", &err);
     }
     const kn_recipe *r = &o.recipe;
-    fprintf(stderr, "kiln train: %s on %s (%lld train, %lld test examples), %s lr %g, batch %d, %d epochs, seed %llu\n",
+    fprintf(stderr, "kiln train: %s on %s (%lld train, %lld test examples), %s lr %g, batch %d, %d epochs, seed %llu%s%s\n",
             model_spec, data, (long long)train->n, (long long)(test ? test->n : 0), r->optimizer, r->lr, r->batch,
-            r->epochs, (unsigned long long)o.seed);
+            r->epochs, (unsigned long long)o.seed, o.precision ? ", precision " : "",
+            o.precision ? kn_precision_name(o.precision) : "");
     kn_train_result res;
     kn_status st = kn_train(m, train, test, &o, &res, &err);
     int rc = 0;
@@ -158,6 +184,10 @@ int cmd_train(int argc, char **argv)
         printf("test accuracy: %.4f (%lld examples), test loss %.4f\n", res.test.accuracy, (long long)res.test.n,
                res.test.loss);
         printf("training: %d epochs, %.1f s, %.0f images/s\n", res.epochs_done, res.seconds, res.train_images_per_s);
+        if (res.loss_scale > 0)
+            printf("loss scaling: final scale %g, %lld steps skipped, halved %lld times, doubled %lld times\n",
+                   res.loss_scale, (long long)res.skipped_steps, (long long)res.scale_halvings,
+                   (long long)res.scale_doublings);
         cli_print_confusion(stdout, &res.test, test ? test->name : NULL);
         printf("saved: %s/model.safetensors, %s/metrics.csv, %s/curves.png, %s/summary.json\n", out, out, out, out);
     }
