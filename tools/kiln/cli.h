@@ -45,6 +45,8 @@ void cli_train_options_help(FILE *f); /* the shared options' lines of --help */
 int cmd_train(int argc, char **argv);
 int cmd_distill(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
+/* The side-by-side table of `kiln eval` with several models (eval_table.c); exit code. */
+int cli_eval_table(const char *const *models, int n, const kn_dataset *test, int threads, bool json, double seconds);
 int cmd_predict(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_graph(int argc, char **argv);
