@@ -5,7 +5,8 @@
  * steps while the student's change; kn_train with alpha = 0 bit-identical to plain training;
  * the student's checkpoint without the teacher and loadable by inference; stop and resume of
  * a distillation run bit-identical to an uninterrupted one; bad teachers refused with clear
- * messages; out-of-memory while opening the teacher. */
+ * messages; out-of-memory while opening the teacher; kn_checkpoint_save_ex/load_ex leaving
+ * out the teacher.* parameters. */
 #include <math.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -67,6 +68,8 @@ static void free_ds(kn_dataset *ds)
     free(ds->y);
     free(ds);
 }
+
+static bool file_contains(const char *path, const char *needle);
 
 /* ---- the loss on a tiny case ---------------------------------------------------------------- */
 static void softmax_ref(const double *z, int c, double t, double *p)
@@ -140,6 +143,38 @@ static void test_loss_by_hand(void)
     bad = kn_distill_loss(g, sl, wide, y, 4, 0.5);
     CHECK(!bad && kn_graph_status(g) == KN_ERR_SHAPE && strstr(kn_graph_error(g), "[2,4]"), "shapes: %s",
           kn_graph_error(g));
+    kn_graph_free(g);
+}
+
+/* ---- checkpoints that leave the teacher out --------------------------------------------------- */
+static void test_checkpoint_skip(const char *dir)
+{
+    char path[600];
+    snprintf(path, sizeof path, "%s/skip.safetensors", dir);
+    kn_error err = {0};
+    kn_graph *g = kn_graph_new();
+    kn_node *w = kn_graph_param(g, "dense1.weight", KN_F32, 1, (int64_t[]){4}, true);
+    kn_node *tw = kn_graph_param(g, "teacher.dense1.weight", KN_F32, 1, (int64_t[]){3}, false);
+    float wv[4] = {1, 2, 3, 4}, tv[3] = {7, 8, 9};
+    memcpy(kn_graph_param_data(g, w), wv, sizeof wv);
+    memcpy(kn_graph_param_data(g, tw), tv, sizeof tv);
+    CHECK_OK(kn_checkpoint_save_ex(g, path, NULL, "teacher.", &err));
+    CHECK(!file_contains(path, "teacher.dense1") && file_contains(path, "dense1.weight"), "save_ex left out teacher.*");
+    /* load_ex: the teacher is neither required nor touched */
+    float zero[4] = {0};
+    memcpy(kn_graph_param_data(g, w), zero, sizeof wv);
+    ((float *)kn_graph_param_data(g, tw))[0] = 42;
+    CHECK_OK(kn_checkpoint_load_ex(g, path, false, "teacher.", NULL, &err));
+    CHECK(!memcmp(kn_graph_param_data(g, w), wv, sizeof wv), "load_ex restored the student");
+    CHECK(((float *)kn_graph_param_data(g, tw))[0] == 42, "load_ex left the teacher alone");
+    /* a plain load needs every parameter of the graph */
+    kn_status st = kn_checkpoint_load(g, path, false, NULL, &err);
+    CHECK(st == KN_ERR_SHAPE && strstr(err.msg, "teacher.dense1.weight"), "plain load: %s", err.msg);
+    /* a file holding teacher.* tensors: extra for load_ex (allowed with allow_extra) */
+    CHECK_OK(kn_checkpoint_save(g, path, NULL, &err));
+    st = kn_checkpoint_load_ex(g, path, false, "teacher.", NULL, &err);
+    CHECK(st == KN_ERR_SHAPE && strstr(err.msg, "teacher.dense1.weight"), "extra teacher tensor: %s", err.msg);
+    CHECK_OK(kn_checkpoint_load_ex(g, path, true, "teacher.", NULL, &err));
     kn_graph_free(g);
 }
 
@@ -358,6 +393,7 @@ int main(void)
     snprintf(dist0, sizeof dist0, "%s/alpha0", dir);
     snprintf(dist, sizeof dist, "%s/distilled", dir);
     snprintf(part, sizeof part, "%s/part", dir);
+    test_checkpoint_skip(dir);
     kn_dataset *train = synthetic(200, 1), *test = synthetic(60, 2);
     kn_error err = {0};
     kn_model *tm = NULL, *sm = NULL;
