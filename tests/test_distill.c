@@ -1,7 +1,8 @@
 /* test_distill.c — knowledge distillation: kn_distill_loss against a hand computation (value
  * and gradient), its argument errors; a teacher with batch norm and dropout trained here,
- * then built frozen into a student's training graph: in inference form (its logits match
- * kn_infer's), no gradient to it, its weights and running statistics unchanged by training
+ * then built frozen into a student's training graph whose data is normalised otherwise: in
+ * inference form on its own normalisation (its logits match an inference plan's), no gradient
+ * to it, its weights and running statistics unchanged by training
  * steps while the student's change; kn_train with alpha = 0 bit-identical to plain training;
  * the student's checkpoint without the teacher and loadable by inference; stop and resume of
  * a distillation run bit-identical to an uninterrupted one; bad teachers refused with clear
@@ -210,7 +211,10 @@ static void test_teacher_in_graph(const char *teacher_ckpt, const kn_model *stud
     kn_node *y = kn_graph_input(g, "y", KN_I32, 1, xs);
     kn_node *lr = kn_graph_input(g, "lr", KN_F32, 0, NULL), *t = kn_graph_input(g, "t", KN_F32, 0, NULL);
     kn_node *logits = kn_model_build(student, g, x, &err);
-    kn_node *loss = kn__distill_loss(&d, g, x, logits, y, &d.norm, &err);
+    /* the student's data normalised otherwise than the teacher's: the teacher must still see
+     * its own normalisation (an affine map of x in the graph) */
+    kn__norm snorm = {.scale = 1.0f / 255.0f, .mean = 0.3f, .std = 0.6f};
+    kn_node *loss = kn__distill_loss(&d, g, x, logits, y, &snorm, &err);
     CHECK(loss != NULL, "distillation loss: %s", err.msg);
     CHECK(loss && kn_graph_find(g, "teacher.dense1.bias"), "the teacher's parameters are named teacher.*");
 
@@ -278,12 +282,13 @@ static void test_teacher_in_graph(const char *teacher_ckpt, const kn_model *stud
             int32_t *yb = kn_plan_input_data(p, y);
             for (int i = 0; i < 16; i++) {
                 int e = step * 16 + i;
-                kn__normalize((const uint8_t *)ds->x + e * 64, KN_U8, 64, &d.norm, xb + i * 64);
+                kn__normalize((const uint8_t *)ds->x + e * 64, KN_U8, 64, &snorm, xb + i * 64);
+                kn__normalize((const uint8_t *)ds->x + e * 64, KN_U8, 64, &d.norm,
+                              (float *)kn_plan_input_data(ip, ix) + i * 64);
                 yb[i] = ds->y[e];
             }
             *(float *)kn_plan_input_data(p, lr) = 0.01f;
             *(float *)kn_plan_input_data(p, t) = (float)(step + 1);
-            memcpy(kn_plan_input_data(ip, ix), xb, 16 * 64 * sizeof(float));
             CHECK_OK(kn_plan_run(p));
             CHECK_OK(kn_plan_run(ip));
             CHECK(isfinite(kn_plan_scalar(p, loss)), "loss %g", kn_plan_scalar(p, loss));
@@ -292,7 +297,7 @@ static void test_teacher_in_graph(const char *teacher_ckpt, const kn_model *stud
             for (int k = 0; a && b && k < 16 * 3; k++)
                 worst = fmax(worst, fabs((double)a[k] - b[k]));
             CHECK(a && b && worst < 1e-4, "step %d: teacher logits in the training plan differ from inference by %g "
-                  "(batch norm or dropout not in inference form?)", step, worst);
+                  "(batch norm or dropout not in inference form, or the input not renormalised?)", step, worst);
         }
     }
     for (int i = 0; i < n_teacher; i++) {
