@@ -1,5 +1,6 @@
 /* test_cli.c — the `kiln` command line end to end on a tiny IDX data set written here:
- * train → eval (--json) → predict → info, then bad inputs, each answered with a clear
+ * train → eval (--json) → predict → info → distill → eval side by side (table and --json),
+ * then bad inputs, each answered with a clear
  * error and a non-zero exit (never a crash): truncated IDX, label count ≠ image count,
  * missing data directory, unknown layer (line named), shape mismatch, corrupted checkpoint
  * byte, resuming with a different model, data that does not fit the model. */
@@ -102,6 +103,31 @@ int main(void)
     rc = kt_run("%s train --model mlp --data %s/good --epochs 3 --batch 16 --out %s/run --resume %s/run --quiet --threads 2", K,
              tmp, tmp, tmp);
     CHECK(rc == 0 && strstr(kt_out, "test accuracy"), "resume: %s", kt_out);
+
+    /* distillation from the trained run, then both side by side */
+    write_text("small.kiln", "input 1 28 28\nflatten\ndense 16\nrelu\ndense 10\n");
+    rc = kt_run("%s distill --teacher %s/run --model %s/small.kiln --data %s/good --epochs 1 --batch 16 --alpha 0.5 "
+                "--temperature 2 --out %s/dist --quiet --threads 2", K, tmp, tmp, tmp, tmp);
+    CHECK(rc == 0 && strstr(kt_out, "test accuracy") && strstr(kt_out, "temperature 2, alpha 0.5"), "distill: %s", kt_out);
+    rc = kt_run("%s info %s/dist/model.safetensors", K, tmp);
+    CHECK(rc == 0 && strstr(kt_out, "teacher=") && strstr(kt_out, "12,730"), "info of the student: %s", kt_out);
+    rc = kt_run("%s eval %s/run %s/dist/model.safetensors --data %s/good --bench-seconds 0 --threads 2", K, tmp, tmp, tmp);
+    CHECK(rc == 0 && strstr(kt_out, "accuracy") && strstr(kt_out, "parameters") && strstr(kt_out, "latency b1") &&
+              strstr(kt_out, "throughput b64") && strstr(kt_out, "235,146") && strstr(kt_out, "12,730") &&
+              !strstr(kt_out, "confusion"),
+          "eval side by side: %s", kt_out);
+    rc = kt_run("%s eval --model %s/run --model %s/dist --data %s/good --bench-seconds 0 --threads 2 --json", K, tmp, tmp, tmp);
+    CHECK(rc == 0 && kt_out[0] == '[' && strstr(kt_out, "\"params\": 235146") && strstr(kt_out, "\"params\": 12730") &&
+              strstr(kt_out, "\"latency_ms_batch1\"") && strstr(kt_out, "\"throughput_batch64\"") &&
+              strstr(kt_out, "\"file_bytes\"") && strstr(kt_out, "\"flops_per_example\""),
+          "eval side by side --json: %s", kt_out);
+    EXPECT_FAIL("distill without a teacher", "--teacher", "%s distill --model mlp --data %s/good --quiet", K, tmp);
+    EXPECT_FAIL("distill with a bad alpha", "--alpha", "%s distill --teacher %s/run --model mlp --alpha 2", K, tmp);
+    write_text("five.kiln", "input 1 28 28\nflatten\ndense 5\n");
+    EXPECT_FAIL("distill with other classes", "classes", "%s distill --teacher %s/run --model %s/five.kiln --data %s/good "
+                "--epochs 1 --out %s/bad_dist --quiet", K, tmp, tmp, tmp, tmp);
+    EXPECT_FAIL("eval side by side, one missing", "nowhere", "%s eval %s/run %s/nowhere.safetensors --data %s/good "
+                "--bench-seconds 0", K, tmp, tmp, tmp);
 
     /* bad inputs */
     make_data("truncated", 100, 500);

@@ -59,6 +59,15 @@ kn_status kn_checkpoint_save(kn_graph *g, const char *path, const kn_meta *meta,
  * only with meta = NULL (else KN_ERR_UNSUPPORTED). */
 kn_status kn_checkpoint_load(kn_graph *g, const char *path, bool allow_extra, kn_meta *meta, kn_error *err);
 
+/* Save and load leaving out the parameters whose names start with skip_prefix (NULL: none):
+ * they are not written, not required in the file and left unchanged by the load; e.g. a
+ * distillation teacher ("teacher.") held in the student's training graph. A file tensor with
+ * such a name counts as extra (see allow_extra). Otherwise as kn_checkpoint_save/load. */
+kn_status kn_checkpoint_save_ex(kn_graph *g, const char *path, const kn_meta *meta, const char *skip_prefix,
+                                kn_error *err);
+kn_status kn_checkpoint_load_ex(kn_graph *g, const char *path, bool allow_extra, const char *skip_prefix, kn_meta *meta,
+                                kn_error *err);
+
 /* Reads only the metadata of a checkpoint, as load would hand it out; the checksum and the
  * entries are verified (the data is streamed, not kept in memory). meta as for load. */
 kn_status kn_checkpoint_read_meta(const char *path, kn_meta *meta, kn_error *err);

@@ -124,7 +124,9 @@ kn_status kn_precision_parse(const char *s, kn_precision *out, kn_error *err);
 /* How kn_model_build_ex builds a model (zero-initialised = kn_model_build). */
 typedef struct kn_build_opts {
     const char *prefix;     /* prepended to every parameter name, e.g. "teacher." (NULL: none) */
-    bool frozen;            /* create the parameters frozen (not trained), e.g. a distillation teacher */
+    bool frozen;            /* create the parameters frozen (not trained), e.g. a distillation teacher,
+                               and build the model in inference form in any plan: batch norm uses
+                               (and never updates) the running statistics, dropout is the identity */
     kn_precision precision; /* see kn_precision */
     bool fake_quant;        /* quantisation-aware training: int8 fake quantisation of conv/dense
                                weights and inputs (straight-through estimator in backward) */

@@ -43,13 +43,17 @@ typedef struct kn_train_opts {
     int loss_scale_window;    /* FP16: clean steps before the scale doubles (0 = 2000) */
     const char *init_from;    /* checkpoint (file or directory) whose weights start the run with a
                                  fresh optimizer and schedule: fine-tuning; NULL = initialise */
-    const char *teacher;      /* distillation: the teacher's checkpoint; NULL = plain training */
-    double temperature;       /* distillation: softening temperature T (> 0) */
-    double alpha;             /* distillation: weight of T²·KL(teacher‖student); CE gets 1 − alpha */
+    const char *teacher;      /* distillation: the teacher's checkpoint (file or run directory) whose
+                                 model and weights are built frozen into the training graph; its
+                                 inputs and classes must match the student's; NULL = plain training.
+                                 The student's checkpoints leave the teacher out. */
+    double temperature;       /* distillation: softening temperature T (> 0; default 4) */
+    double alpha;             /* distillation: weight of T²·KL(teacher‖student); CE gets 1 − alpha
+                                 (in [0, 1]; default 0.9). See kn_distill_loss. */
     bool qat;                 /* quantisation-aware training (fake int8 quantisation, STE) */
 } kn_train_opts;
 
-void kn_train_opts_defaults(kn_train_opts *o); /* recipe defaults, seed 42 */
+void kn_train_opts_defaults(kn_train_opts *o); /* recipe defaults, seed 42, temperature 4, alpha 0.9 */
 
 typedef struct kn_epoch_log {
     int epoch;                /* 1-based */
@@ -90,6 +94,16 @@ void kn_train_result_free(kn_train_result *r);
 /* Trains m on train (optionally evaluating on test at the end). res may be NULL. */
 kn_status kn_train(const kn_model *m, const kn_dataset *train, const kn_dataset *test, const kn_train_opts *opts,
                    kn_train_result *res, kn_error *err);
+
+/* The knowledge-distillation loss (Hinton et al. 2015) of student and teacher logits [N, C]
+ * and labels [N]: (1 − alpha)·CE(student, labels) + alpha·T²·KL(softmax(teacher/T) ‖
+ * softmax(student/T)), the KL summed over classes and averaged over N (kn_graph_kl_div); T²
+ * keeps the soft targets' gradients on the scale of the hard ones'. A 0-d node, or NULL with
+ * the error recorded in g: KN_ERR_ARG for temperature ≤ 0 or alpha outside [0, 1],
+ * KN_ERR_SHAPE when the logits are not both [N, C]. The teacher logits get gradients only if
+ * they depend on trainable parameters (build the teacher frozen). */
+kn_node *kn_distill_loss(kn_graph *g, kn_node *student_logits, kn_node *teacher_logits, kn_node *labels,
+                         double temperature, double alpha);
 
 /* ---- inference on a saved model ------------------------------------------------------------ */
 typedef struct kn_infer kn_infer;

@@ -238,10 +238,33 @@ static kn_status graph_params(kn_graph *g, const char *path, const char *what, k
     return KN_OK;
 }
 
+/* Drops the parameters whose names start with skip (NULL or "": none) from ps[0..*np) and
+ * their bytes from *total: kn_checkpoint_save_ex/load_ex leave them out. */
+static void skip_prefixed(kn_node **ps, int *np, uint64_t *total, const char *skip)
+{
+    if (!skip || !*skip)
+        return;
+    size_t len = strlen(skip);
+    int k = 0;
+    for (int i = 0; i < *np; i++) {
+        if (strncmp(kn_node_name(ps[i]), skip, len) == 0)
+            *total -= (uint64_t)kn_node_numel(ps[i]) * kn_dtype_size(kn_node_dtype(ps[i]));
+        else
+            ps[k++] = ps[i];
+    }
+    *np = k;
+}
+
 /* ---- save ------------------------------------------------------------------------------------- */
 static bool is_reserved_key(const char *k) { return strcmp(k, CRC_KEY) == 0 || strcmp(k, VERSION_KEY) == 0; }
 
 kn_status kn_checkpoint_save(kn_graph *g, const char *path, const kn_meta *meta, kn_error *err)
+{
+    return kn_checkpoint_save_ex(g, path, meta, NULL, err);
+}
+
+kn_status kn_checkpoint_save_ex(kn_graph *g, const char *path, const kn_meta *meta, const char *skip_prefix,
+                                kn_error *err)
 {
     if (!g || !path || !*path)
         return kn_error_set(err, KN_ERR_ARG, "kn_checkpoint_save: NULL graph or empty path");
@@ -263,6 +286,7 @@ kn_status kn_checkpoint_save(kn_graph *g, const char *path, const kn_meta *meta,
     kn_status st = graph_params(g, path, "save", &ps, &np, &total, err);
     if (st)
         return st;
+    skip_prefixed(ps, &np, &total, skip_prefix);
 
     /* Header, with the checksum's 8 digits as '0' for now. */
     sbuf h = {0};
@@ -679,6 +703,12 @@ static const entry *find_entry(const ckpt *c, const char *name)
 
 kn_status kn_checkpoint_load(kn_graph *g, const char *path, bool allow_extra, kn_meta *meta, kn_error *err)
 {
+    return kn_checkpoint_load_ex(g, path, allow_extra, NULL, meta, err);
+}
+
+kn_status kn_checkpoint_load_ex(kn_graph *g, const char *path, bool allow_extra, const char *skip_prefix, kn_meta *meta,
+                                kn_error *err)
+{
     if (!g || !path || !*path)
         return kn_error_set(err, KN_ERR_ARG, "kn_checkpoint_load: NULL graph or empty path");
     if (!host_little_endian())
@@ -689,6 +719,7 @@ kn_status kn_checkpoint_load(kn_graph *g, const char *path, bool allow_extra, kn
     kn_status st = graph_params(g, path, "load", &ps, &np, &total, err);
     if (st)
         return st;
+    skip_prefixed(ps, &np, &total, skip_prefix);
     ckpt c;
     kn_meta tmp = {0};
     st = ck_open(&c, path, err);

@@ -207,6 +207,25 @@ static kn_node *build_dense(bctx *b, const kn__layer *L, kn_node *in)
     return mixed ? finish(b, y, bias, 1, &L->units) : y;
 }
 
+/* Batch norm of a frozen model, in inference form whatever the plan's mode (a distillation
+ * teacher inside a training plan): (x − running_mean)·gamma/sqrt(running_var + eps) + beta
+ * from elementwise ops, so the running statistics are neither used as batch statistics nor
+ * updated. The [C] vectors are reshaped to [C, 1, ...] to broadcast over x [N, C, ...]. */
+static kn_node *frozen_batch_norm(bctx *b, const kn__layer *L, kn_node *in, kn_node *gamma, kn_node *beta,
+                                  kn_node *rm, kn_node *rv)
+{
+    kn_graph *g = b->g;
+    int64_t shape[KN_MAX_DIMS] = {in->shape[1]};
+    for (int i = 1; i < in->ndim - 1; i++)
+        shape[i] = 1;
+    int nd = in->ndim - 1 > 0 ? in->ndim - 1 : 1;
+    kn_node *scale = kn_graph_div(g, gamma, kn_graph_sqrt(g, kn_graph_scale(g, rv, 1.0, L->eps)));
+    kn_node *shift = kn_graph_sub(g, beta, kn_graph_mul(g, rm, scale));
+    kn_node *y = kn_graph_add(g, kn_graph_mul(g, in, kn_graph_reshape(g, scale, nd, shape)),
+                              kn_graph_reshape(g, shift, nd, shape));
+    return y ? y : gfail(b);
+}
+
 static kn_node *build_norm(bctx *b, const kn__layer *L, kn_node *in)
 {
     if (L->kind == KN_L_BATCHNORM) {
@@ -215,7 +234,11 @@ static kn_node *build_norm(bctx *b, const kn__layer *L, kn_node *in)
         kn_node *beta = param(b, "beta", 1, &C, true, KN_INIT_ZEROS, 0, 0);
         kn_node *rm = param(b, "running_mean", 1, &C, false, KN_INIT_ZEROS, 0, 0);
         kn_node *rv = param(b, "running_var", 1, &C, false, KN_INIT_ONES, 0, 0);
-        return b->st ? NULL : kn_graph_batch_norm(b->g, in, gamma, beta, rm, rv, L->f, L->eps);
+        if (b->st)
+            return NULL;
+        if (b->o.frozen && !b->probe && in->ndim >= 2)
+            return frozen_batch_norm(b, L, in, gamma, beta, rm, rv);
+        return kn_graph_batch_norm(b->g, in, gamma, beta, rm, rv, L->f, L->eps);
     }
     int nd = in->ndim - 1;
     kn_node *gamma = param(b, "gamma", nd, in->shape + 1, true, KN_INIT_ONES, 0, 0);
@@ -242,7 +265,7 @@ static kn_node *build_layer(bctx *b, const kn__layer *L, kn_node *in, kn_node *c
         return need_image(b, in) ? kn_graph_flatten(g, kn_graph_global_avg_pool(g, in)) : NULL;
     case KN_L_BATCHNORM:
     case KN_L_LAYERNORM: return build_norm(b, L, in);
-    case KN_L_DROPOUT: return kn_graph_dropout(g, in, L->f);
+    case KN_L_DROPOUT: return b->o.frozen && !b->probe ? in : kn_graph_dropout(g, in, L->f); /* frozen: inference form */
     case KN_L_FLATTEN: return kn_graph_flatten(g, in);
     case KN_L_ADD: {
         kn_node *o = outs[L->other];

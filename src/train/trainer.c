@@ -16,6 +16,7 @@
 #include "../core/alloc.h"
 #include "kiln/io.h"
 #include "loss_scale.h"
+#include "distill.h"
 #include "report.h"
 #include "session.h"
 
@@ -41,6 +42,7 @@ typedef struct trainer {
     branch full, rem;
     kn__eval_branch eval;
     kn__norm norm;
+    kn__distill distill;   /* the teacher, with o.teacher */
     int64_t step;          /* optimizer steps done */
     int64_t micro_count;   /* micro-batches since the last update (accum > 1) */
     int64_t skipped;       /* steps skipped by the numerical guard */
@@ -56,6 +58,8 @@ void kn_train_opts_defaults(kn_train_opts *o)
     memset(o, 0, sizeof *o);
     kn_recipe_defaults(&o->recipe);
     o->seed = 42;
+    o->temperature = 4;
+    o->alpha = 0.9;
 }
 
 void kn_train_result_free(kn_train_result *r)
@@ -146,7 +150,8 @@ static kn_status build_branch(trainer *t, branch *b, int64_t batch, const char *
     b->logits = kn_model_build_ex(t->m, g, b->x, &bo, err);
     if (!b->logits)
         return graph_err(t, err, "building the model");
-    b->loss = kn_graph_softmax_cross_entropy(g, b->logits, b->y);
+    b->loss = t->o.teacher ? kn__distill_loss(&t->distill, g, b->x, b->logits, b->y, &t->norm, err)
+                           : kn_graph_softmax_cross_entropy(g, b->logits, b->y);
     if (!b->loss)
         return graph_err(t, err, "building the loss");
     if (!t->n_params)
@@ -339,6 +344,11 @@ static kn_status save_checkpoint(trainer *t, const char *path, kn_error *err)
 #undef META
     if (!st)
         st = kn__loss_scaler_save(&t->ls, &meta);
+    char distill[4200];
+    snprintf(distill, sizeof distill, "teacher=%s temperature=%g alpha=%g", t->distill.path, t->o.temperature,
+             t->o.alpha);
+    if (!st && t->o.teacher)
+        st = kn_meta_set(&meta, "kiln.distill", distill);
     char *recipe = NULL, *history = NULL;
     if (!st && kn__recipe_string(&t->r, &recipe) == KN_OK)
         st = kn_meta_set(&meta, "kiln.recipe", recipe);
@@ -347,7 +357,7 @@ static kn_status save_checkpoint(trainer *t, const char *path, kn_error *err)
     kn__free(recipe);
     kn__free(history);
     if (!st)
-        st = kn_checkpoint_save(t->g, path, &meta, err);
+        st = kn_checkpoint_save_ex(t->g, path, &meta, t->o.teacher ? KN__TEACHER_PREFIX : NULL, err);
     else
         kn_error_set(err, st, "preparing checkpoint metadata");
     kn_meta_clear(&meta);
@@ -369,7 +379,7 @@ static kn_status resume(trainer *t, kn_error *err)
     else
         snprintf(path, sizeof path, "%s", t->o.resume);
     kn_meta meta = {0};
-    kn_status st = kn_checkpoint_load(t->g, path, false, &meta, err);
+    kn_status st = kn_checkpoint_load_ex(t->g, path, false, t->o.teacher ? KN__TEACHER_PREFIX : NULL, &meta, err);
     if (st) {
         kn_meta_clear(&meta);
         return st;
@@ -420,6 +430,7 @@ static void trainer_free(trainer *t)
     kn_plan_free(t->rem.plan);
     kn_plan_free(t->rem.micro);
     kn__eval_free(&t->eval);
+    kn__distill_close(&t->distill);
     kn_graph_free(t->g);
     kn__free(t->logs);
 }
@@ -597,6 +608,8 @@ kn_status kn_train(const kn_model *m, const kn_dataset *train, const kn_dataset 
     int64_t n_val = (int64_t)(t.r.val_split * (double)train->n), n_train = train->n - n_val;
     if (n_train < 1)
         st = kn_error_set(err, KN_ERR_ARG, "no training examples left after the validation split");
+    if (!st && opts->teacher)
+        st = kn__distill_open(&t.distill, m, opts, err);
     int64_t full = n_train < t.r.batch ? n_train : t.r.batch;
     if (!st)
         st = build_branch(&t, &t.full, full, "train", err);

@@ -26,8 +26,27 @@ int cli_fail(const char *cmd, const kn_error *err);
 void cli_print_confusion(FILE *f, const kn_eval_result *r, const char *dataset_name);
 const char *cli_class_name(const char *dataset_name, int c); /* NULL when unknown */
 
+/* `kiln train` and the commands that train like it (`kiln distill`): the shared options
+ * (--model, --data, --out, recipe overrides, --seed, --threads, --resume, ...), then the run. */
+typedef struct cli_train_ext {
+    const char *cmd;            /* "train", "distill": in messages */
+    void (*usage)(FILE *f);     /* --help */
+    /* The command's own option at argv[*i] (may be NULL): 1 taken (*i advanced past a value),
+     * 0 not its own, -1 value missing, 2 bad value (message printed). */
+    int (*option)(int argc, char **argv, int *i, kn_train_opts *o);
+    /* After parsing (may be NULL): non-zero (message printed) stops with exit code 2. */
+    int (*check)(const kn_train_opts *o);
+    const char *default_model;  /* NULL: --model is required */
+    const char *out_suffix;     /* default output directory runs/<model><suffix> */
+} cli_train_ext;
+int cli_train_main(int argc, char **argv, const cli_train_ext *x);
+void cli_train_options_help(FILE *f); /* the shared options' lines of --help */
+
 int cmd_train(int argc, char **argv);
+int cmd_distill(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
+/* The side-by-side table of `kiln eval` with several models (eval_table.c); exit code. */
+int cli_eval_table(const char *const *models, int n, const kn_dataset *test, int threads, bool json, double seconds);
 int cmd_predict(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_graph(int argc, char **argv);

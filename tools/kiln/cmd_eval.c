@@ -1,5 +1,6 @@
-/* cmd_eval.c — `kiln eval` (accuracy, loss and confusion matrix of saved models on a data
- * set's test split) and `kiln predict` (top classes for PNG images or data-set examples). */
+/* cmd_eval.c — `kiln eval` (accuracy, loss and confusion matrix of a saved model on a data
+ * set's test split; several models side by side with size and speed: eval_table.c) and
+ * `kiln predict` (top classes for PNG images or data-set examples). */
 #include <png.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,13 +10,21 @@
 int cmd_eval(int argc, char **argv)
 {
     const char *models[16], *data = "fashion-mnist";
-    int n_models = 0, threads = 0, json = 0;
+    int n_models = 0, threads = 0, json = 0, compare = 0;
+    double seconds = 1.0;
     for (int i = 2; i < argc; i++) {
         const char *v = NULL;
         int r = 0;
         if (cli_flag(argv, i, "--help") || cli_flag(argv, i, "-h")) {
             printf("usage: kiln eval --model DIR/model.safetensors [--model ...] [--data fashion-mnist|DIR] [--json] "
-                   "[--threads N]\n");
+                   "[--threads N]\n"
+                   "  one model: accuracy, loss and the confusion matrix\n"
+                   "  several models (or --compare): a side-by-side table, one row per model: accuracy, loss,\n"
+                   "    parameters, checkpoint size, FLOPs per example, latency at batch 1 (ms) and throughput\n"
+                   "    at batch 64 (examples/s); checkpoints may be given as run directories\n"
+                   "  --bench-seconds S  time each latency/throughput measurement for at least S seconds and\n"
+                   "                     10 runs (default 1)\n"
+                   "  --json             JSON (an array with several models)\n");
             return 0;
         } else if ((r = cli_opt(argc, argv, &i, "--model", &v))) {
             if (r > 0 && n_models < 16)
@@ -27,8 +36,13 @@ int cmd_eval(int argc, char **argv)
             if (!cli_int("eval", "--threads", v, 0, 1024, &t))
                 return 2;
             threads = (int)t;
+        } else if ((r = cli_opt(argc, argv, &i, "--bench-seconds", &v))) {
+            if (!cli_double("eval", "--bench-seconds", v, 0, 3600, &seconds))
+                return 2;
         } else if (cli_flag(argv, i, "--json")) {
             json = 1;
+        } else if (cli_flag(argv, i, "--compare")) {
+            compare = 1;
         } else if (argv[i][0] != '-' && n_models < 16) {
             models[n_models++] = argv[i];
         } else {
@@ -49,6 +63,11 @@ int cmd_eval(int argc, char **argv)
     if (kn_dataset_open(data, &train, &test, &err))
         return cli_fail("eval", &err);
     kn_dataset_free(train);
+    if (n_models > 1 || compare) {
+        int rc = cli_eval_table(models, n_models, test, threads, json, seconds);
+        kn_dataset_free(test);
+        return rc;
+    }
     int rc = 0;
     if (json && n_models > 1)
         printf("[\n");

@@ -1,6 +1,7 @@
 /* cmd_train.c — `kiln train`: the main job. Reads a model (file or built-in example) and a
  * data set, trains with the model's recipe overridden by command-line options, prints
- * progress, test accuracy and the confusion matrix, and writes the run directory. */
+ * progress, test accuracy and the confusion matrix, and writes the run directory. The option
+ * parsing and the run are shared with `kiln distill` (cli_train_main with its own options). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -12,8 +13,13 @@ static void usage(FILE *f)
             "usage: kiln train [--model FILE|NAME] [--data fashion-mnist|mnist|DIR] [options]\n"
             "  --model M          model description file, or a built-in example (");
     cli_list_builtin(f);
+    fprintf(f, "); default model_b\n");
+    cli_train_options_help(f);
+}
+
+void cli_train_options_help(FILE *f)
+{
     fprintf(f,
-            "); default model_b\n"
             "  --data D           data set (default fashion-mnist)\n"
             "  --out DIR          where to write model.safetensors, metrics.csv, curves.png, summary.json\n"
             "                     (default runs/<model name>)\n"
@@ -53,7 +59,13 @@ static const char *recipe_key(const char *opt)
 
 int cmd_train(int argc, char **argv)
 {
-    const char *model_spec = "model_b", *data = "fashion-mnist", *out = NULL;
+    const cli_train_ext x = {.cmd = "train", .usage = usage, .default_model = "model_b"};
+    return cli_train_main(argc, argv, &x);
+}
+
+int cli_train_main(int argc, char **argv, const cli_train_ext *x)
+{
+    const char *model_spec = x->default_model, *data = "fashion-mnist", *out = NULL;
     kn_train_opts o;
     kn_train_opts_defaults(&o);
     o.progress = true;
@@ -64,8 +76,11 @@ int cmd_train(int argc, char **argv)
         const char *v = NULL;
         int r;
         if (cli_flag(argv, i, "--help") || cli_flag(argv, i, "-h")) {
-            usage(stdout);
+            x->usage(stdout);
             return 0;
+        } else if (x->option && (r = x->option(argc, argv, &i, &o))) {
+            if (r == 2)
+                return 2;
         } else if ((r = cli_opt(argc, argv, &i, "--model", &v))) {
             model_spec = v;
         } else if ((r = cli_opt(argc, argv, &i, "--data", &v))) {
@@ -76,31 +91,31 @@ int cmd_train(int argc, char **argv)
             o.resume = v;
         } else if ((r = cli_opt(argc, argv, &i, "--seed", &v))) {
             long long s;
-            if (!cli_int("train", "--seed", v, 0, (long long)1 << 62, &s))
+            if (!cli_int(x->cmd, "--seed", v, 0, (long long)1 << 62, &s))
                 return 2;
             o.seed = (uint64_t)s;
         } else if ((r = cli_opt(argc, argv, &i, "--precision", &v))) {
             kn_error perr = {0};
             if (kn_precision_parse(v, &o.precision, &perr)) {
-                cli_fail("train", &perr);
+                cli_fail(x->cmd, &perr);
                 return 2;
             }
         } else if ((r = cli_opt(argc, argv, &i, "--loss-scale", &v))) {
-            if (!cli_double("train", "--loss-scale", v, 0x1p-24, 0x1p40, &o.loss_scale))
+            if (!cli_double(x->cmd, "--loss-scale", v, 0x1p-24, 0x1p40, &o.loss_scale))
                 return 2;
         } else if ((r = cli_opt(argc, argv, &i, "--loss-scale-window", &v))) {
             long long w;
-            if (!cli_int("train", "--loss-scale-window", v, 1, 1 << 30, &w))
+            if (!cli_int(x->cmd, "--loss-scale-window", v, 1, 1 << 30, &w))
                 return 2;
             o.loss_scale_window = (int)w;
         } else if ((r = cli_opt(argc, argv, &i, "--threads", &v))) {
             long long t;
-            if (!cli_int("train", "--threads", v, 0, 1024, &t))
+            if (!cli_int(x->cmd, "--threads", v, 0, 1024, &t))
                 return 2;
             o.threads = (int)t;
         } else if ((r = cli_opt(argc, argv, &i, "--stop-after-steps", &v))) {
             long long t;
-            if (!cli_int("train", "--stop-after-steps", v, 1, (long long)1 << 62, &t))
+            if (!cli_int(x->cmd, "--stop-after-steps", v, 1, (long long)1 << 62, &t))
                 return 2;
             o.stop_after_steps = t;
         } else if (cli_flag(argv, i, "--quiet")) {
@@ -123,7 +138,7 @@ int cmd_train(int argc, char **argv)
             snprintf(opt, sizeof opt, "%.*s", eq ? (int)(eq - argv[i]) : (int)strlen(argv[i]), argv[i]);
             const char *key = recipe_key(opt);
             if (!key) {
-                fprintf(stderr, "kiln train: unknown option '%s' (see kiln train --help)\n", argv[i]);
+                fprintf(stderr, "kiln %s: unknown option '%s' (see kiln %s --help)\n", x->cmd, argv[i], x->cmd);
                 return 2;
             }
             r = cli_opt(argc, argv, &i, opt, &v);
@@ -133,31 +148,38 @@ int cmd_train(int argc, char **argv)
             }
         }
         if (r < 0) {
-            fprintf(stderr, "kiln train: %s needs a value\n", argv[i]);
+            fprintf(stderr, "kiln %s: %s needs a value\n", x->cmd, argv[i]);
             return 2;
         }
     }
 
+    if (!model_spec) {
+        fprintf(stderr, "kiln %s: give the model to train with --model FILE|NAME\n", x->cmd);
+        return 2;
+    }
+    if (x->check && x->check(&o))
+        return 2;
     kn_error err = {0};
     if ((o.loss_scale > 0 || o.loss_scale_window > 0) && o.precision != KN_PRECISION_FP16) {
-        fprintf(stderr, "kiln train: --loss-scale and --loss-scale-window apply to --precision fp16 only (%s needs no "
-                        "loss scaling)\n", kn_precision_name(o.precision));
+        fprintf(stderr, "kiln %s: --loss-scale and --loss-scale-window apply to --precision fp16 only (%s needs no "
+                        "loss scaling)\n", x->cmd, kn_precision_name(o.precision));
         return 2;
     }
     kn_model *m = NULL;
     if (cli_load_model(model_spec, &m, &err))
-        return cli_fail("train", &err);
+        return cli_fail(x->cmd, &err);
     o.recipe = *kn_model_recipe(m);
     for (int k = 0; k < n_over; k++)
         if (kn_recipe_set(&o.recipe, keys[k], vals[k], &err)) {
             kn_model_free(m);
-            return cli_fail("train", &err);
+            return cli_fail(x->cmd, &err);
         }
     char out_buf[512];
     if (!out) {
         const char *base = strrchr(model_spec, '/');
         base = base ? base + 1 : model_spec;
-        snprintf(out_buf, sizeof out_buf, "runs/%.*s", (int)strcspn(base, "."), base);
+        snprintf(out_buf, sizeof out_buf, "runs/%.*s%s", (int)strcspn(base, "."), base,
+                 x->out_suffix ? x->out_suffix : "");
         out = out_buf;
     }
     o.out_dir = out;
@@ -165,21 +187,24 @@ int cmd_train(int argc, char **argv)
     kn_dataset *train = NULL, *test = NULL;
     if (kn_dataset_open(data, &train, &test, &err)) {
         kn_model_free(m);
-        return cli_fail("train", &err);
+        return cli_fail(x->cmd, &err);
     }
     const kn_recipe *r = &o.recipe;
-    fprintf(stderr, "kiln train: %s on %s (%lld train, %lld test examples), %s lr %g, batch %d, %d epochs, seed %llu%s%s\n",
-            model_spec, data, (long long)train->n, (long long)(test ? test->n : 0), r->optimizer, r->lr, r->batch,
+    fprintf(stderr, "kiln %s: %s on %s (%lld train, %lld test examples), %s lr %g, batch %d, %d epochs, seed %llu%s%s\n",
+            x->cmd, model_spec, data, (long long)train->n, (long long)(test ? test->n : 0), r->optimizer, r->lr, r->batch,
             r->epochs, (unsigned long long)o.seed, o.precision ? ", precision " : "",
             o.precision ? kn_precision_name(o.precision) : "");
+    if (o.teacher)
+        fprintf(stderr, "kiln %s: teacher %s, temperature %g, alpha %g\n", x->cmd, o.teacher, o.temperature, o.alpha);
     kn_train_result res;
     kn_status st = kn_train(m, train, test, &o, &res, &err);
     int rc = 0;
     if (st) {
-        rc = cli_fail("train", &err);
+        rc = cli_fail(x->cmd, &err);
     } else if (res.stopped) {
-        printf("stopped after %lld steps; resume with: kiln train --model %s --data %s --resume %s\n",
-               (long long)res.steps, model_spec, data, out);
+        printf("stopped after %lld steps; resume with: kiln %s --model %s --data %s --resume %s%s%s\n",
+               (long long)res.steps, x->cmd, model_spec, data, out, o.teacher ? " --teacher " : "",
+               o.teacher ? o.teacher : "");
     } else {
         printf("test accuracy: %.4f (%lld examples), test loss %.4f\n", res.test.accuracy, (long long)res.test.n,
                res.test.loss);

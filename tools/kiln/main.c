@@ -10,7 +10,8 @@ static int usage(FILE *f)
             "usage: kiln <command> [options]   (kiln <command> --help for its options)\n"
             "commands:\n"
             "  train     train a model on a data set (default: model_b on Fashion-MNIST)\n"
-            "  eval      accuracy, loss and confusion matrix of saved models\n"
+            "  distill   train a student model from a teacher checkpoint (knowledge distillation)\n"
+            "  eval      accuracy, loss and confusion matrix of a saved model; several side by side\n"
             "  predict   top classes for images or data-set examples\n"
             "  info      layers, shapes, parameters and FLOPs of a model or checkpoint\n"
             "  graph     the training step as Graphviz DOT, before or after the graph passes\n"
@@ -26,6 +27,8 @@ int main(int argc, char **argv)
     const char *c = argv[1];
     if (!strcmp(c, "train"))
         return cmd_train(argc, argv);
+    if (!strcmp(c, "distill"))
+        return cmd_distill(argc, argv);
     if (!strcmp(c, "eval"))
         return cmd_eval(argc, argv);
     if (!strcmp(c, "predict"))
