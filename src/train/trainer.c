@@ -139,7 +139,8 @@ static kn_status build_branch(trainer *t, branch *b, int64_t batch, const char *
     b->t = kn_graph_input(g, name, KN_F32, 0, NULL);
     if (kn_graph_status(g))
         return graph_err(t, err, "creating the inputs");
-    b->logits = kn_model_build(t->m, g, b->x, err);
+    kn_build_opts bo = {.fake_quant = t->o.qat};
+    b->logits = kn_model_build_ex(t->m, g, b->x, &bo, err);
     if (!b->logits)
         return graph_err(t, err, "building the model");
     b->loss = kn_graph_softmax_cross_entropy(g, b->logits, b->y);
