@@ -86,6 +86,10 @@ static const qconv_case conv_cases[] = {
     {{2, 8, 6, 6}, {6, 4, 3, 3}, {.groups = 2, .pad_w = 1}, true, true},      /* groups, Cg % 4 = 0 */
     {{1, 2, 5, 5}, {3, 2, 1, 1}, {0}, true, false},                           /* 1×1 */
     {{1, 6, 13, 13}, {9, 2, 5, 3}, {.groups = 3, .stride_h = 3, .pad_h = 2}, false, true},
+    {{2, 8, 9, 9}, {11, 8, 3, 3}, {.dilation_h = 2, .dilation_w = 2, .pad_h = 2, .pad_w = 1}, true, false}, /* direct, dilated */
+    {{1, 4, 5, 37}, {3, 4, 3, 2}, {.pad_h = 1, .pad_w = 1}, true, true},       /* direct, 3 vectors per row */
+    {{2, 1, 11, 23}, {5, 1, 2, 4}, {.dilation_w = 2, .pad_w = 3}, true, false}, /* C = 1 shifted, kw = 4, dilated */
+    {{1, 1, 8, 9}, {3, 1, 3, 5}, {.pad_h = 1}, false, false},                 /* C = 1, kw = 5: im2col */
 };
 
 static kn_node *build_qconv2d(kn_graph *g, kn_dtype dt, int v)

@@ -142,7 +142,18 @@ static inline __attribute__((always_inline)) void tile_body(const uint8_t *R, in
 #undef STEP
 #undef SAVE
     const __m512 zero = _mm512_setzero_ps();
-    float vals[NR] __attribute__((aligned(64)));
+    /* grid tiles: vector v is grid row (p0 + 16v) / Wp from column (p0 + 16v) % Wp (Wp is a
+     * multiple of 16); its first OW − column lanes are real outputs */
+    __mmask16 gm[2] = {0, 0};
+    int64_t goff[2] = {0, 0};
+    if (mode == Q_GRID)
+        for (int v = 0; v < 2; v++) {
+            int64_t p = o->p0 + v * 16, ow = p % o->Wp, n = imin(o->OW - ow, 16);
+            if (p < o->np && n > 0) {
+                gm[v] = (__mmask16)(n == 16 ? 0xFFFF : (1u << n) - 1);
+                goff[v] = (p / o->Wp) * o->OW + ow;
+            }
+        }
     for (int i = 0; i < rows; i++) {
         for (int v = 0; v < 2; v++) {
             int n = mode == Q_GRID ? 16 : o->cols - v * 16 < 16 ? o->cols - v * 16 : 16;
@@ -166,13 +177,13 @@ static inline __attribute__((always_inline)) void tile_body(const uint8_t *R, in
             __m512 r = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(acc, zpw)), sc, b);
             if (e->relu)
                 r = _mm512_max_ps(r, zero);
-            if (mode == Q_GRID)
-                _mm512_store_ps(vals + v * 16, r);
-            else
+            if (mode == Q_GRID) {
+                if (gm[v])
+                    _mm512_mask_storeu_ps(o->y + i * o->ldy + goff[v], gm[v], r);
+            } else {
                 _mm512_mask_storeu_ps(o->y + i * o->ldy + v * 16, m, r);
+            }
         }
-        if (mode == Q_GRID)
-            grid_store(vals, o, o->y + i * o->ldy);
     }
 }
 #else
@@ -422,7 +433,8 @@ static conv_dims conv_of(const kn_node *n)
     d.direct = q->sh == 1 && q->sw == 1 && q->G == 1 && q->C % 4 == 0;
     d.shift = q->sh == 1 && q->sw == 1 && q->G == 1 && q->C == 1 && q->KW <= 4;
     d.Hp = q->H + 2 * q->ph;
-    d.Wp = q->W + 2 * q->pw;
+    /* grid paths: rows a multiple of 16 wide, so each 16-lane vector of a tile is one row */
+    d.Wp = d.direct || d.shift ? up(q->W + 2 * q->pw, 16) : q->W + 2 * q->pw;
     d.P = q->OH * q->OW;
     d.K = d.shift ? q->KH * 4 : q->KH * q->KW * q->Cg; /* shift: kw padded to 4 per kh */
     d.Kp = up(d.K, 4);
