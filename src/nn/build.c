@@ -223,17 +223,34 @@ static kn_node *build_norm(bctx *b, const kn__layer *L, kn_node *in)
 
 /* int8 graphs: a ReLU right after a quantised layer whose output nothing else reads is done
  * in that layer's store (the node gets the relu attribute; the ReLU layer returns it). */
-static bool fuse_relu(bctx *b, const kn__layer *L, kn_node *in)
+/* True when layer L is the only reader of the output it reads. */
+static bool sole_reader(const bctx *b, const kn__layer *L)
 {
-    if (!b->o.int8 || !in || (in->op != KN_OP_QCONV2D && in->op != KN_OP_QLINEAR) || in->ai[KN_Q_RELU])
-        return false;
     for (int j = 0; j < b->m->n_layers; j++) {
         const kn__layer *o = &b->m->layers[j];
         if (o != L && j > L->from && (o->from == L->from || (o->kind == KN_L_ADD && o->other == L->from)))
             return false;
     }
+    return true;
+}
+
+static bool fuse_relu(bctx *b, const kn__layer *L, kn_node *in)
+{
+    if (!b->o.int8 || !in || (in->op != KN_OP_QCONV2D && in->op != KN_OP_QLINEAR) || in->ai[KN_Q_RELU] ||
+        (in->op == KN_OP_QCONV2D && in->ai[KN_Q_POOL]) || !sole_reader(b, L))
+        return false;
     in->ai[KN_Q_RELU] = 1;
     return true;
+}
+
+/* int8 graphs: a 2×2 stride-2 max pool right after a quantised conv (and its fused ReLU)
+ * whose output nothing else reads is done in the conv's store as well. */
+static bool fuse_pool(bctx *b, const kn__layer *L, kn_node *in)
+{
+    if (!b->o.int8 || !in || in->op != KN_OP_QCONV2D || in->ai[KN_Q_POOL] || L->kh != 2 || L->pad != 0 ||
+        (L->stride != 0 && L->stride != 2) || in->shape[2] < 2 || in->shape[3] < 2 || !sole_reader(b, L))
+        return false;
+    return kn__qconv2d_fuse_pool(b->g, in) == KN_OK;
 }
 
 static kn_node *build_layer(bctx *b, const kn__layer *L, kn_node *in, kn_node *const *outs)
@@ -249,7 +266,10 @@ static kn_node *build_layer(bctx *b, const kn__layer *L, kn_node *in, kn_node *c
     case KN_L_TANH: return kn_graph_tanh(g, in);
     case KN_L_GELU: return kn_graph_gelu(g, in);
     case KN_L_SILU: return kn_graph_silu(g, in);
-    case KN_L_MAXPOOL: return need_image(b, in) ? kn_graph_max_pool2d(g, in, L->kh, L->stride, L->pad) : NULL;
+    case KN_L_MAXPOOL:
+        if (fuse_pool(b, L, in))
+            return in;
+        return need_image(b, in) ? kn_graph_max_pool2d(g, in, L->kh, L->stride, L->pad) : NULL;
     case KN_L_AVGPOOL: return need_image(b, in) ? kn_graph_avg_pool2d(g, in, L->kh, L->stride, L->pad) : NULL;
     case KN_L_GLOBALAVGPOOL:
         return need_image(b, in) ? kn_graph_flatten(g, kn_graph_global_avg_pool(g, in)) : NULL;

@@ -12,7 +12,8 @@
  *   parameters), so the kernels validate them at run time (KN_ERR_RANGE).
  *   QLINEAR  x [.., in], w [out, in] → [.., out]
  *   QCONV2D  x [N, C, H, W], w [O, C/groups, KH, KW] → [N, O, OH, OW]; ai[0..6] as CONV2D.
- *   ai[KN_Q_RELU] = 1: ReLU fused on the output.
+ *   ai[KN_Q_RELU] = 1: ReLU fused on the output. QCONV2D ai[KN_Q_POOL] = 2: a 2×2 stride-2 max
+ *   pool fused after it (output [N, O, OH/2, OW/2]; set by kn__qconv2d_fuse_pool).
  * FAKE_QUANT x → same shape. ai[0] = axis of per-channel scales (-1: one scale per tensor),
  *   ai[1] = 0: symmetric s8 with scale max|x|/127 (weights), 1: asymmetric u8 over
  *   [min(x, 0), max(x, 0)] (activations). Scales come from the tensor itself on every run,
@@ -96,8 +97,24 @@ static kn_status check_qconv2d(kn_graph *g, kn_node *n)
     kn_status st = check_qparams(g, n, w->shape[0]);
     if (st)
         return st;
+    if (n->ai[KN_Q_POOL] != 0 && !(n->ai[KN_Q_POOL] == 2 && oh >= 2 && ow >= 2))
+        return kn__fail(g, KN_ERR_SHAPE, "qconv2d: fused pool %lld on a %lldx%lld output; only 2 (2x2, stride 2) on at "
+                        "least 2x2", (long long)n->ai[KN_Q_POOL], (long long)oh, (long long)ow);
+    int64_t ps = n->ai[KN_Q_POOL] ? 2 : 1;
     n->dtype = x->dtype;
-    kn__set_shape(n, 4, (const int64_t[]){x->shape[0], w->shape[0], oh, ow});
+    kn__set_shape(n, 4, (const int64_t[]){x->shape[0], w->shape[0], oh / ps, ow / ps});
+    return KN_OK;
+}
+
+kn_status kn__qconv2d_fuse_pool(kn_graph *g, kn_node *n)
+{
+    if (!n || n->op != KN_OP_QCONV2D || n->ai[KN_Q_POOL])
+        return kn__fail(g, KN_ERR_ARG, "qconv2d: no unpooled qconv2d node to fuse a pool into");
+    if (n->shape[2] < 2 || n->shape[3] < 2)
+        return kn__fail(g, KN_ERR_SHAPE, "qconv2d: output %s is smaller than the 2x2 pool", kn__shp(n));
+    n->ai[KN_Q_POOL] = 2;
+    n->shape[2] /= 2;
+    n->shape[3] /= 2;
     return KN_OK;
 }
 
@@ -175,7 +192,8 @@ static double flops_qlinear(const kn_node *n)
 static double flops_qconv2d(const kn_node *n)
 {
     const kn_node *w = n->src[KN_Q_W];
-    return (double)kn__numel(n) * (2.0 * (double)(w->shape[1] * w->shape[2] * w->shape[3]) + 2.0);
+    return (double)kn__numel(n) * (n->ai[KN_Q_POOL] ? 4.0 : 1.0) *
+           (2.0 * (double)(w->shape[1] * w->shape[2] * w->shape[3]) + 2.0);
 }
 
 static double flops_fake_quant(const kn_node *n) { return kn__flops_per_elem(n, 4.0); }
@@ -202,9 +220,10 @@ static double dequant(const kn__kargs *a, int64_t o, int64_t acc)
 {
     const double *xq = a->src[KN_Q_XQ], *ws = a->src[KN_Q_WSCALE];
     const double *b = a->node->nsrc > KN_Q_BIAS ? a->src[KN_Q_BIAS] : NULL;
-    double y = (double)acc * ((double)(float)xq[0] * ws[o]) + (b ? b[o] : 0.0);
-    return a->node->ai[KN_Q_RELU] && !(y > 0) ? 0.0 : y;
+    return (double)acc * ((double)(float)xq[0] * ws[o]) + (b ? b[o] : 0.0);
 }
+
+static double relu_if(const kn_node *n, double y) { return n->ai[KN_Q_RELU] && !(y > 0) ? 0.0 : y; }
 
 static kn_status ref_qlinear(const kn__kargs *a)
 {
@@ -224,7 +243,7 @@ static kn_status ref_qlinear(const kn__kargs *a)
             int64_t acc = 0;
             for (int64_t k = 0; k < in; k++)
                 acc += (int64_t)(kn__q_u8((float)x[r * in + k], inv, zp) - zp) * w[o * in + k];
-            y[r * out + o] = dequant(a, o, acc);
+            y[r * out + o] = relu_if(n, dequant(a, o, acc));
         }
     return KN_OK;
 }
@@ -241,23 +260,33 @@ static kn_status ref_qconv2d(const kn__kargs *a)
     kn_status st = ref_qparams(a, q.O, &inv, &zp);
     if (st)
         return st;
+    /* geometry of the convolution itself (n's shape is the pooled one when a pool is fused) */
+    int64_t ps = n->ai[KN_Q_POOL] ? 2 : 1, PH = n->shape[2], PW = n->shape[3];
+    q.OH = kn__conv_out(q.H, q.KH, q.sh, q.ph, q.dh);
+    q.OW = kn__conv_out(q.W, q.KW, q.sw, q.pw, q.dw);
     for (int64_t ni = 0; ni < q.N; ni++)
         for (int64_t o = 0; o < q.O; o++) {
             int64_t gi = o / q.Og;
-            for (int64_t oh = 0; oh < q.OH; oh++)
-                for (int64_t ow = 0; ow < q.OW; ow++) {
-                    int64_t acc = 0;
-                    for (int64_t c = 0; c < q.Cg; c++)
-                        for (int64_t kh = 0; kh < q.KH; kh++)
-                            for (int64_t kw = 0; kw < q.KW; kw++) {
-                                int64_t ih = oh * q.sh - q.ph + kh * q.dh, iw = ow * q.sw - q.pw + kw * q.dw;
-                                if (ih < 0 || ih >= q.H || iw < 0 || iw >= q.W)
-                                    continue; /* padding is 0.0, i.e. exactly the zero point */
-                                double v = x[((ni * q.C + gi * q.Cg + c) * q.H + ih) * q.W + iw];
-                                acc += (int64_t)(kn__q_u8((float)v, inv, zp) - zp) *
-                                       w[((o * q.Cg + c) * q.KH + kh) * q.KW + kw];
-                            }
-                    y[((ni * q.O + o) * q.OH + oh) * q.OW + ow] = dequant(a, o, acc);
+            for (int64_t py = 0; py < PH; py++)
+                for (int64_t px = 0; px < PW; px++) {
+                    double best = -INFINITY;
+                    for (int64_t oh = py * ps; oh < py * ps + ps; oh++)
+                        for (int64_t ow = px * ps; ow < px * ps + ps; ow++) {
+                            int64_t acc = 0;
+                            for (int64_t c = 0; c < q.Cg; c++)
+                                for (int64_t kh = 0; kh < q.KH; kh++)
+                                    for (int64_t kw = 0; kw < q.KW; kw++) {
+                                        int64_t ih = oh * q.sh - q.ph + kh * q.dh, iw = ow * q.sw - q.pw + kw * q.dw;
+                                        if (ih < 0 || ih >= q.H || iw < 0 || iw >= q.W)
+                                            continue; /* padding is 0.0, i.e. exactly the zero point */
+                                        double v = x[((ni * q.C + gi * q.Cg + c) * q.H + ih) * q.W + iw];
+                                        acc += (int64_t)(kn__q_u8((float)v, inv, zp) - zp) *
+                                               w[((o * q.Cg + c) * q.KH + kh) * q.KW + kw];
+                                    }
+                            double v = dequant(a, o, acc);
+                            best = v > best ? v : best;
+                        }
+                    y[((ni * q.O + o) * PH + py) * PW + px] = relu_if(n, best);
                 }
         }
     return KN_OK;

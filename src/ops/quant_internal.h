@@ -16,8 +16,15 @@
 /* Input slots of QLINEAR and QCONV2D. */
 enum { KN_Q_X, KN_Q_W, KN_Q_WSCALE, KN_Q_XQ, KN_Q_BIAS };
 
-/* QLINEAR/QCONV2D ai[KN_Q_RELU] (after the conv slots ai[0..6]): 1 = ReLU fused on the output. */
+/* QLINEAR/QCONV2D ai[KN_Q_RELU] (after the conv slots ai[0..6]): 1 = ReLU fused on the output.
+ * QCONV2D ai[KN_Q_POOL]: 2 = a 2×2, stride-2 max pool fused on the output (after the ReLU). */
 #define KN_Q_RELU 8
+#define KN_Q_POOL 9
+
+/* Fuses a 2×2 stride-2 max pool into a checked QCONV2D node nobody reads yet (the model
+ * builder, for conv [relu] maxpool 2): sets the attribute and halves the output's H and W.
+ * KN_ERR_SHAPE when the output is smaller than 2×2 (n unchanged). */
+kn_status kn__qconv2d_fuse_pool(kn_graph *g, kn_node *n);
 
 /* The activation quantiser of one tensor: scale s (finite, > 0) and zero point (0..255). */
 static inline float kn__q_inv(float s) { return 1.0f / s; }

@@ -8,6 +8,7 @@
 
 #include "kiln/quant.h"
 #include "op_rows.h"
+#include "ops/quant_internal.h"
 
 /* A constant of dtype dt from doubles. */
 static kn_node *consts(kn_graph *g, kn_dtype dt, int ndim, const int64_t *shape, const double *v)
@@ -76,7 +77,7 @@ static kn_node *build_qlinear(kn_graph *g, kn_dtype dt, int v)
 typedef struct qconv_case {
     int64_t x[4], w[4];
     kn_conv2d_opts o;
-    bool bias, relu;
+    bool bias, relu, pool; /* pool: a fused 2×2 stride-2 max pool (kn__qconv2d_fuse_pool) */
 } qconv_case;
 
 static const qconv_case conv_cases[] = {
@@ -90,6 +91,10 @@ static const qconv_case conv_cases[] = {
     {{1, 4, 5, 37}, {3, 4, 3, 2}, {.pad_h = 1, .pad_w = 1}, true, true},       /* direct, 3 vectors per row */
     {{2, 1, 11, 23}, {5, 1, 2, 4}, {.dilation_w = 2, .pad_w = 3}, true, false}, /* C = 1 shifted, kw = 4, dilated */
     {{1, 1, 8, 9}, {3, 1, 3, 5}, {.pad_h = 1}, false, false},                 /* C = 1, kw = 5: im2col */
+    {{2, 1, 28, 28}, {32, 1, 3, 3}, {.pad_h = 1, .pad_w = 1}, true, true, true}, /* model B conv1 + pool */
+    {{2, 8, 9, 9}, {16, 8, 3, 3}, {.pad_h = 1, .pad_w = 1}, true, false, true},  /* direct + pool, odd 9x9 */
+    {{1, 36, 21, 40}, {9, 36, 3, 3}, {0}, false, true, true},                    /* direct + pool, 3 column blocks */
+    {{1, 3, 11, 11}, {4, 3, 3, 3}, {.stride_h = 2, .stride_w = 2}, true, true, true}, /* im2col + pool */
 };
 
 static kn_node *build_qconv2d(kn_graph *g, kn_dtype dt, int v)
@@ -99,7 +104,10 @@ static kn_node *build_qconv2d(kn_graph *g, kn_dtype dt, int v)
     kn_node *w = qweight(g, 4, c->w, v);
     kn_node *ws = kt_const(g, dt, 1, c->w, 0.001, 0.02);
     kn_node *b = c->bias ? kt_const(g, dt, 1, c->w, -1, 1) : NULL;
-    return kn_graph_qconv2d(g, x, w, ws, xqparams(g, dt, 0.006, 120), b, &c->o, c->relu);
+    kn_node *y = kn_graph_qconv2d(g, x, w, ws, xqparams(g, dt, 0.006, 120), b, &c->o, c->relu);
+    if (y && c->pool && kn__qconv2d_fuse_pool(g, y))
+        return NULL;
+    return y;
 }
 
 static kn_node *build_fake_quant(kn_graph *g, kn_dtype dt, int v)

@@ -55,9 +55,15 @@ typedef struct qout {
     int64_t ldy;
     int cols;
     int64_t p0, Wp, OW, np;
+    int64_t p1off;  /* bytes from a panel's first 16 columns to its second (64 but in pool tiles) */
+    int64_t poff;   /* pool tiles: where the 8 pooled values of a row go (y + i·ldy + poff) */
+    int pcount;     /* pool tiles: how many of them are real */
 } qout;
 
-enum { Q_LIN, Q_CONV, Q_GRID }; /* channel = column (R u8, P s8); channel = row (R s8, P u8) */
+/* Q_LIN: channel = column (R u8, P s8). Q_CONV, Q_GRID: channel = row (R s8, P u8). Q_POOL: a
+ * grid tile whose two 16-column halves are the same 16 columns of two consecutive rows
+ * (p1off = one row), reduced to 8 outputs of a 2×2 stride-2 max pool. */
+enum { Q_LIN, Q_CONV, Q_GRID, Q_POOL };
 
 /* Stores one row's 32 dequantised values of a grid tile. */
 static inline void grid_store(const float *v, const qout *o, float *yrow)
@@ -132,7 +138,7 @@ static inline __attribute__((always_inline)) void tile_body(const uint8_t *R, in
     ACC(0) ACC(1) ACC(2) ACC(3) ACC(4) ACC(5) ACC(6) ACC(7)
     for (int64_t kg = 0; kg < KG; kg++) {
         const uint8_t *pp = P + koff[kg];
-        __m512i p0 = _mm512_loadu_si512(pp), p1 = _mm512_loadu_si512(pp + 64);
+        __m512i p0 = _mm512_loadu_si512(pp), p1 = _mm512_loadu_si512(pp + o->p1off);
         STEP(0) STEP(1) STEP(2) STEP(3) STEP(4) STEP(5) STEP(6) STEP(7)
     }
     int32_t buf[MR][NR] __attribute__((aligned(64)));
@@ -154,6 +160,24 @@ static inline __attribute__((always_inline)) void tile_body(const uint8_t *R, in
                 goff[v] = (p / o->Wp) * o->OW + ow;
             }
         }
+    if (mode == Q_POOL) {
+        const __mmask16 pm = (__mmask16)((1u << o->pcount) - 1);
+        for (int i = 0; i < rows; i++) {
+            int64_t ch = ch0 + i;
+            __m512i zpw = _mm512_set1_epi32(e->zpw[ch]);
+            __m512 sc = _mm512_set1_ps(e->scale[ch]), b = e->bias ? _mm512_set1_ps(e->bias[ch]) : zero;
+            __m512 r0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_load_si512(buf[i]), zpw)), sc, b);
+            __m512 r1 =
+                _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_load_si512(buf[i] + 16), zpw)), sc, b);
+            __m512 m = _mm512_max_ps(r0, r1);                     /* the two rows */
+            m = _mm512_max_ps(m, _mm512_permute_ps(m, 0xB1));     /* neighbour columns: even lanes */
+            m = _mm512_maskz_compress_ps(0x5555, m);              /* 8 pooled values */
+            if (e->relu)
+                m = _mm512_max_ps(m, zero);
+            _mm512_mask_storeu_ps(o->y + i * o->ldy + o->poff, pm, m);
+        }
+        return;
+    }
     for (int i = 0; i < rows; i++) {
         for (int v = 0; v < 2; v++) {
             int n = mode == Q_GRID ? 16 : o->cols - v * 16 < 16 ? o->cols - v * 16 : 16;
@@ -192,24 +216,28 @@ static inline void tile_body(const uint8_t *R, int64_t ldr, int rows, const uint
 {
     float vals[NR];
     for (int i = 0; i < rows; i++) {
-        int cols = mode == Q_GRID ? NR : o->cols;
+        int cols = mode == Q_GRID || mode == Q_POOL ? NR : o->cols;
         for (int j = 0; j < cols; j++) {
             int32_t acc = 0;
+            int64_t col = j < 16 ? j * 4 : o->p1off + (j - 16) * 4;
             for (int64_t kg = 0; kg < KG; kg++)
                 for (int t = 0; t < 4; t++) {
-                    uint8_t rb = R[i * ldr + kg * 4 + t], pb = P[koff[kg] + j * 4 + t];
+                    uint8_t rb = R[i * ldr + kg * 4 + t], pb = P[koff[kg] + col + t];
                     acc += mode == Q_LIN ? (int)rb * (int)(int8_t)pb : (int)(int8_t)rb * (int)pb;
                 }
             int64_t ch = ch0 + (mode == Q_LIN ? j : i);
             float v = (float)(acc - e->zpw[ch]) * e->scale[ch] + (e->bias ? e->bias[ch] : 0.0f);
-            v = e->relu && !(v > 0) ? 0.0f : v;
-            if (mode == Q_GRID)
-                vals[j] = v;
+            if (mode == Q_GRID || mode == Q_POOL)
+                vals[j] = mode == Q_POOL ? v : e->relu && !(v > 0) ? 0.0f : v;
             else
-                o->y[i * o->ldy + j] = v;
+                o->y[i * o->ldy + j] = e->relu && !(v > 0) ? 0.0f : v;
         }
         if (mode == Q_GRID)
             grid_store(vals, o, o->y + i * o->ldy);
+        for (int k = 0; mode == Q_POOL && k < o->pcount; k++) {
+            float m = fmaxf(fmaxf(vals[2 * k], vals[2 * k + 1]), fmaxf(vals[16 + 2 * k], vals[17 + 2 * k]));
+            o->y[i * o->ldy + o->poff + k] = e->relu && !(m > 0) ? 0.0f : m;
+        }
     }
 }
 #endif
@@ -226,6 +254,13 @@ static __attribute__((noinline)) void tile_conv(const uint8_t *R, int64_t ldr, i
                                                 const qout *o)
 {
     tile_body(R, ldr, rows, P, koff, KG, Q_CONV, e, ch0, o);
+}
+
+static __attribute__((noinline)) void tile_pool(const uint8_t *R, int64_t ldr, int rows, const uint8_t *P,
+                                                const int64_t *koff, int64_t KG, const qepi *e, int64_t ch0,
+                                                const qout *o)
+{
+    tile_body(R, ldr, rows, P, koff, KG, Q_POOL, e, ch0, o);
 }
 
 static __attribute__((noinline)) void tile_grid(const uint8_t *R, int64_t ldr, int rows, const uint8_t *P,
@@ -406,7 +441,8 @@ static kn_status qlinear_f32(const kn__kargs *a)
         for (int64_t bi = 0; bi < d.blocks; bi++)
             for (int64_t pj = 0; pj < d.panels; pj++) {
                 int rows = (int)imin(MR, d.rows - bi * MR);
-                qout o = {.y = (float *)a->dst + bi * MR * out + pj * NR, .ldy = out, .cols = (int)imin(NR, out - pj * NR)};
+                qout o = {.y = (float *)a->dst + bi * MR * out + pj * NR, .ldy = out, .cols = (int)imin(NR, out - pj * NR),
+                          .p1off = 64};
                 tile_lin(xq + bi * MR * Kp, Kp, rows, panel + pj * NR * Kp, koff, d.KG, &e, pj * NR, &o);
             }
     }
@@ -416,7 +452,9 @@ static kn_status qlinear_f32(const kn__kargs *a)
 /* ---- QCONV2D ------------------------------------------------------------------------------ */
 
 typedef struct conv_dims {
-    kn__conv_geom q;
+    kn__conv_geom q;           /* OH, OW: of the convolution (before a fused pool) */
+    bool pool;                 /* 2×2 stride-2 max pool fused: output [N, O, OH/2, OW/2] */
+    int64_t PH, PW;            /* output extent (pooled or not) */
     bool direct;               /* stride 1, one group, C % 4 == 0: no im2col */
     bool shift;                /* stride 1, one group, C == 1, KW <= 4: no im2col either */
     int64_t Hp, Wp, P, K, Kp, KG, tiles;
@@ -430,6 +468,11 @@ static conv_dims conv_of(const kn_node *n)
     conv_dims d;
     d.q = kn__conv_geom_of(n);
     const kn__conv_geom *q = &d.q;
+    d.pool = n->ai[KN_Q_POOL] != 0;
+    d.PH = n->shape[2];
+    d.PW = n->shape[3];
+    d.q.OH = kn__conv_out(q->H, q->KH, q->sh, q->ph, q->dh);
+    d.q.OW = kn__conv_out(q->W, q->KW, q->sw, q->pw, q->dw);
     d.direct = q->sh == 1 && q->sw == 1 && q->G == 1 && q->C % 4 == 0;
     d.shift = q->sh == 1 && q->sw == 1 && q->G == 1 && q->C == 1 && q->KW <= 4;
     d.Hp = q->H + 2 * q->ph;
@@ -459,6 +502,8 @@ static conv_dims conv_of(const kn_node *n)
     } else {
         d.img_bytes = (size_t)up(d.Hp * d.Wp * q->C, 64); /* NHWC plane, then its im2col panels */
         d.slice_bytes = d.img_bytes + (size_t)up(d.tiles * NR * d.Kp, 64);
+        if (d.pool) /* and the unpooled output of one image */
+            d.slice_bytes += (size_t)up(q->O * d.P * 4, 64);
     }
     d.total = d.slice_off + (size_t)d.slices * d.slice_bytes;
     return d;
@@ -614,14 +659,28 @@ static kn_status qconv2d_f32(const kn__kargs *a)
 #pragma omp for schedule(static)
         for (int64_t ni = 0; ni < q->N; ni++) {
             const float *xi = x + ni * CHW;
-            float *yi = y + ni * q->O * d.P;
+            const int64_t out_img = d.PH * d.PW;
+            float *yi = y + ni * q->O * out_img;
             if (d.direct || d.shift) {
                 if (d.direct)
                     quant_blocked(xi, q->C, q->H, q->W, inv, zp, d.plane, d.Wp, q->ph, q->pw, xq);
                 else
                     quant_shift(&d, xi, inv, zp, panels, xq);
+                if (d.pool) { /* tiles: 16 columns of rows 2r and 2r + 1 → 8 pooled outputs */
+                    for (int64_t r = 0; r < d.PH; r++)
+                        for (int64_t cb = 0; cb * 8 < d.PW; cb++) {
+                            qout o = {.ldy = out_img, .p1off = d.Wp * 4, .poff = r * d.PW + cb * 8,
+                                      .pcount = (int)imin(8, d.PW - cb * 8)};
+                            const uint8_t *pan = xq + (2 * r * d.Wp + cb * 16) * 4;
+                            for (int64_t o0 = 0; o0 < q->O; o0 += MR) {
+                                o.y = yi + o0 * out_img;
+                                tile_pool(wr + o0 * d.Kp, d.Kp, (int)imin(MR, q->O - o0), pan, koff, d.KG, &e, o0, &o);
+                            }
+                        }
+                    continue;
+                }
                 for (int64_t t = 0; t < d.tiles; t++) {
-                    qout o = {.ldy = d.P, .p0 = t * NR, .Wp = d.Wp, .OW = q->OW, .np = q->OH * d.Wp};
+                    qout o = {.ldy = d.P, .p0 = t * NR, .Wp = d.Wp, .OW = q->OW, .np = q->OH * d.Wp, .p1off = 64};
                     for (int64_t o0 = 0; o0 < q->O; o0 += MR) {
                         o.y = yi + o0 * d.P;
                         tile_grid(wr + o0 * d.Kp, d.Kp, (int)imin(MR, q->O - o0), xq + t * NR * 4, koff, d.KG, &e, o0,
@@ -630,6 +689,7 @@ static kn_status qconv2d_f32(const kn__kargs *a)
                 }
                 continue;
             }
+            float *conv_out = d.pool ? (float *)(panels + (size_t)up(d.tiles * NR * d.Kp, 64)) : yi;
             quant_nhwc(&d, xi, inv, zp, xq);
             for (int64_t gi = 0; gi < q->G; gi++) {
                 im2col_panels(&d, xq, gi, panels);
@@ -637,11 +697,19 @@ static kn_status qconv2d_f32(const kn__kargs *a)
                 for (int64_t t = 0; t < d.tiles; t++)
                     for (int64_t o0 = 0; o0 < q->Og; o0 += MR) {
                         int64_t ch = gi * q->Og + o0;
-                        qout o = {.y = yi + ch * d.P + t * NR, .ldy = d.P, .cols = (int)imin(NR, d.P - t * NR)};
+                        qout o = {.y = conv_out + ch * d.P + t * NR, .ldy = d.P, .cols = (int)imin(NR, d.P - t * NR),
+                                  .p1off = 64};
                         tile_conv(wg + o0 * d.Kp, d.Kp, (int)imin(MR, q->Og - o0), panels + t * NR * d.Kp, koff, d.KG,
                                   &e, ch, &o);
                     }
             }
+            if (d.pool) /* 2×2 stride-2 max of the (ReLU'd: max commutes with it) outputs */
+                for (int64_t c = 0; c < q->O; c++)
+                    for (int64_t r = 0; r < d.PH; r++)
+                        for (int64_t k = 0; k < d.PW; k++) {
+                            const float *s0 = conv_out + c * d.P + 2 * r * q->OW + 2 * k, *s1 = s0 + q->OW;
+                            yi[c * out_img + r * d.PW + k] = fmaxf(fmaxf(s0[0], s0[1]), fmaxf(s1[0], s1[1]));
+                        }
         }
     }
     return KN_OK;
