@@ -6,7 +6,8 @@
 #     KILN      kiln binary (default build/kiln)
 #     CKPT_DIR  holds model_a/ and model_b/ FP32 checkpoints (default /work/ckpt)
 #     OUT_DIR   where the quantised checkpoints go (default /tmp/kiln-int8)
-#   REPS=3 THREADS=2 QUIET=0.3 QUIET_MAX=120 bench/run_int8.sh
+#   REPS=3 THREADS=2 QUIET=0.3 QUIET_MAX=120 PARTS="acc wall cpu" bench/run_int8.sh
+#   (PARTS: which sections to run; wall and cpu need the quantised checkpoints acc writes)
 #
 # Speed: REPS rounds, each running `kiln bench --infer --batch 64` on FP32 A, int8 A, FP32 B,
 # int8 B in turn (interleaved); before each process the script waits (up to QUIET_MAX s)
@@ -22,6 +23,7 @@ REPS=${REPS:-3}
 THREADS=${THREADS:-2}
 QUIET=${QUIET:-0.3}
 QUIET_MAX=${QUIET_MAX:-120}
+PARTS=${PARTS:-acc wall cpu}
 mkdir -p "$OUT"
 
 busy_fraction() { # fraction of the CPUs other processes used over half a second
@@ -54,7 +56,7 @@ wait_quiet() {
 }
 
 echo "# $(date -u +%FT%TZ) $($KILN version) on $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), load $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "## accuracy and size"
+[[ " $PARTS " == *" acc "* ]] && echo "## accuracy and size" &&
 for m in model_a model_b; do
     $KILN quantize --model "$CKPT/$m" --out "$OUT/$m" --threads "$THREADS" >/dev/null || exit 1
     $KILN quantize --model "$CKPT/$m" --out "$OUT/$m-pct" --calib-method percentile --threads "$THREADS" >/dev/null || exit 1
@@ -62,7 +64,8 @@ for m in model_a model_b; do
         echo "$($KILN eval --model "$f" --json --threads "$THREADS") bytes=$(stat -c %s "$f")"
     done
 done
-echo "## wall clock: kiln bench --infer --batch 64 --threads $THREADS (rep model file busy_before step_ms_median min_ms images_per_s)"
+[[ " $PARTS " == *" wall "* ]] &&
+echo "## wall clock: kiln bench --infer --batch 64 --threads $THREADS (rep model file busy_before step_ms_median min_ms images_per_s)" &&
 for r in $(seq "$REPS"); do
     for m in model_a model_b; do
         for f in "$CKPT/$m/model.safetensors" "$OUT/$m/model.safetensors"; do
@@ -72,7 +75,7 @@ for r in $(seq "$REPS"); do
         done
     done
 done
-if command -v perf >/dev/null; then
+if [[ " $PARTS " == *" cpu "* ]] && command -v perf >/dev/null; then
     echo "## CPU time per step, 1 thread (perf stat task-clock: 300-step run minus 100-step run, / 200)"
     cpu() {
         perf stat -x, -e task-clock "$KILN" bench --model "$1" --infer --batch 64 --threads 1 --peak 0 --steps "$2" \
