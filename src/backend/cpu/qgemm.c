@@ -65,29 +65,10 @@ typedef struct qout {
  * (p1off = one row), reduced to 8 outputs of a 2×2 stride-2 max pool. */
 enum { Q_LIN, Q_CONV, Q_GRID, Q_POOL };
 
-/* Stores one row's 32 dequantised values of a grid tile. */
+#ifndef Q_VNNI
+/* Stores one row's 32 dequantised values of a grid tile (the vector tile stores from registers). */
 static inline void grid_store(const float *v, const qout *o, float *yrow)
 {
-#ifdef Q_VNNI
-    for (int64_t j = 0; j < NR;) {
-        int64_t p = o->p0 + j;
-        if (p >= o->np)
-            break;
-        int64_t ow = p % o->Wp;
-        if (ow >= o->OW) {
-            j += o->Wp - ow;
-            continue;
-        }
-        int64_t len = imin(o->OW - ow, NR - j);
-        float *dst = yrow + (p / o->Wp) * o->OW + ow;
-        for (int64_t c = 0; c < len; c += 16) {
-            int nn = (int)imin(16, len - c);
-            __mmask16 m = (__mmask16)(nn == 16 ? 0xFFFF : (1u << nn) - 1);
-            _mm512_mask_storeu_ps(dst + c, m, _mm512_maskz_loadu_ps(m, v + j + c));
-        }
-        j += len;
-    }
-#else
     for (int64_t j = 0; j < NR;) {
         int64_t p = o->p0 + j;
         if (p >= o->np)
@@ -101,8 +82,8 @@ static inline void grid_store(const float *v, const qout *o, float *yrow)
         memcpy(yrow + (p / o->Wp) * o->OW + ow, v + j, (size_t)len * sizeof(float));
         j += len;
     }
-#endif
 }
+#endif
 
 #ifdef Q_VNNI
 static inline int32_t ld32(const uint8_t *p)
