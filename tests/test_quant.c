@@ -298,6 +298,22 @@ static void test_errors(void)
     expect_load_error(bad, KN_ERR_FORMAT, "dense1.weight_scale[5] is -1");
     write_variant(bad, NULL, 0, 0, "int4");
     expect_load_error(bad, KN_ERR_UNSUPPORTED, "kiln.quantized is 'int4'");
+    { /* an FP32 checkpoint that claims to be int8: the dtypes do not fit */
+        kn_model *m = NULL;
+        kn_model_parse(&m, MODEL, "t", &err);
+        kn_graph *g = kn_graph_new();
+        kn_node *x = kn_graph_input(g, "x", KN_F32, 4, (const int64_t[]){1, 1, 8, 8});
+        kn_model_build(m, g, x, &err);
+        kn_meta meta = {0};
+        CHECK_OK(kn_checkpoint_load(g, fp32, true, NULL, &err));
+        kn_meta_set(&meta, "kiln.model", MODEL);
+        kn_meta_set(&meta, "kiln.quantized", "int8");
+        CHECK_OK(kn_checkpoint_save(g, bad, &meta, &err));
+        expect_load_error(bad, KN_ERR_DTYPE, "conv1.weight is F32");
+        kn_meta_clear(&meta);
+        kn_graph_free(g);
+        kn_model_free(m);
+    }
 
     /* quantising again, bad options, wrong data, an unwritable output */
     kn_quant_opts o;
