@@ -305,7 +305,7 @@ typedef struct family {
 
 static const family families[] = {
 #define F(f) {kt_rows_##f, &kt_n_rows_##f},
-    F(binary) F(unary) F(activation) F(random) F(softmax) F(loss) F(reduce) F(view) F(matmul) F(conv) F(pool) F(norm) F(embedding) F(shape) F(optim)
+    F(binary) F(unary) F(activation) F(random) F(softmax) F(loss) F(reduce) F(view) F(matmul) F(conv) F(pool) F(norm) F(embedding) F(shape) F(optim) F(quant)
 #undef F
 };
 #define N_FAMILIES (int)(sizeof families / sizeof families[0])
@@ -351,7 +351,7 @@ int main(int argc, char **argv)
                 continue;
             int before = kt_failures;
             for (int v = 0; v < row->n_variants; v++) {
-                if (!(kn__op_flags[row->op] & KN_OPF_NONDIFF))
+                if (!(kn__op_flags[row->op] & KN_OPF_NONDIFF) && !row->straight_through)
                     gradcheck(row, v);
                 compare_f32(row, v);
                 if (has_lowp_kernel(row->op)) {

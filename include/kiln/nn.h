@@ -130,6 +130,11 @@ typedef struct kn_build_opts {
     kn_precision precision; /* see kn_precision */
     bool fake_quant;        /* quantisation-aware training: int8 fake quantisation of conv/dense
                                weights and inputs (straight-through estimator in backward) */
+    bool int8;              /* the int8 inference graph of a quantised checkpoint (kiln/quant.h):
+                               conv/dense as qconv2d/qlinear with i8 weights, their scales and input
+                               quantisation as frozen parameters; a following ReLU, and a 2x2
+                               stride-2 max pool after a conv, are fused into the layer when nothing
+                               else reads the intermediate output */
 } kn_build_opts;
 
 /* kn_model_build with options (o NULL = defaults). Two builds with different prefixes put two

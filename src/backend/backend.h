@@ -34,6 +34,7 @@ void kn__cpu_register_norm(kn__backend_kernel *t);
 void kn__cpu_register_embedding(kn__backend_kernel *t);
 void kn__cpu_register_shape(kn__backend_kernel *t);
 void kn__cpu_register_optim(kn__backend_kernel *t);
+void kn__cpu_register_quant(kn__backend_kernel *t);
 /* lowp.c wraps the f32 entries above for bf16/f16 operands: registered last */
 void kn__cpu_register_lowp(kn__backend_kernel *t);
 

@@ -11,7 +11,9 @@
 
 #include "core/alloc.h"
 #include "nn_internal.h"
+#include "kiln/quant.h"
 #include "ops/op_table.h"
+#include "ops/quant_internal.h"
 
 /* Largest parameter tensor accepted (elements): a typo such as `dense 1000000` after a big
  * flatten is reported at parse time instead of failing to allocate gigabytes later. */
@@ -66,8 +68,8 @@ static const char *shp(int ndim, const int64_t *shape, char *buf, size_t size)
 
 /* The parameter "<layer>.<suffix>": created and initialised on the first build in g, found
  * (and checked) on later ones; a graph input standing in for it in the probe. */
-static kn_node *param(bctx *b, const char *suffix, int ndim, const int64_t *shape, bool trainable, kn_init how,
-                      double lo, double hi)
+static kn_node *param_dt(bctx *b, kn_dtype dt, const char *suffix, int ndim, const int64_t *shape, bool trainable,
+                         kn_init how, double lo, double hi)
 {
     if (b->st)
         return NULL;
@@ -91,12 +93,12 @@ static kn_node *param(bctx *b, const char *suffix, int ndim, const int64_t *shap
     kn_node *p;
     /* the probe allocates no parameter storage: every parameter is a graph input there */
     if (b->probe) {
-        p = kn_graph_input(b->g, name, b->dt, ndim, shape);
+        p = kn_graph_input(b->g, name, dt, ndim, shape);
         return p ? p : gfail(b);
     }
     p = kn_graph_find(b->g, name);
     if (p) {
-        bool same = p->op == KN_OP_PARAM && p->dtype == b->dt && p->ndim == ndim &&
+        bool same = p->op == KN_OP_PARAM && p->dtype == dt && p->ndim == ndim &&
                     ((p->flags & KN_NODE_TRAINABLE) != 0) == trainable;
         for (int i = 0; same && i < ndim; i++)
             same = p->shape[i] == shape[i];
@@ -105,13 +107,13 @@ static kn_node *param(bctx *b, const char *suffix, int ndim, const int64_t *shap
                          "the graph already holds a %s '%s' (%s %s), this build needs a %s parameter %s %s: is another "
                          "model in this graph?",
                          kn_node_op_name(p), name, kn_dtype_name(p->dtype), shp(p->ndim, p->shape, have, sizeof have),
-                         trainable ? "trainable" : "frozen", kn_dtype_name(b->dt), want);
+                         trainable ? "trainable" : "frozen", kn_dtype_name(dt), want);
         return p;
     }
-    p = kn_graph_param(b->g, name, b->dt, ndim, shape, trainable);
+    p = kn_graph_param(b->g, name, dt, ndim, shape, trainable);
     if (!p)
         return gfail(b);
-    if (!b->probe) {
+    if (!b->probe && kn_dtype_is_float(dt)) { /* integer parameters start zeroed (a checkpoint fills them) */
         kn_status st = kn_graph_param_init(b->g, p, how, lo, hi);
         if (st)
             return bfail(b, st, "initialising %s failed (%s)", name, kn_status_name(st));
@@ -119,15 +121,21 @@ static kn_node *param(bctx *b, const char *suffix, int ndim, const int64_t *shap
     return p;
 }
 
+static kn_node *param(bctx *b, const char *suffix, int ndim, const int64_t *shape, bool trainable, kn_init how,
+                      double lo, double hi)
+{
+    return param_dt(b, b->dt, suffix, ndim, shape, trainable, how, lo, hi);
+}
 static kn_dtype low_dtype(const bctx *b);
 
 /* An operand (input or weight) of a conv or dense layer as the layer computes with it: the
  * hook where mixed precision casts and quantisation-aware training fake-quantises. */
 static kn_node *operand(bctx *b, kn_node *v, bool is_weight)
 {
-    (void)is_weight;
     if (b->st || !v)
         return v;
+    if (b->o.fake_quant) /* as int8 inference will see them (kiln/quant.h): weights per channel */
+        v = is_weight ? kn_graph_fake_quant(b->g, v, 0, false) : kn_graph_fake_quant(b->g, v, -1, true);
     kn_dtype low = low_dtype(b);
     return low != b->dt ? kn_graph_cast(b->g, v, low) : v;
 }
@@ -151,6 +159,21 @@ static kn_node *finish(bctx *b, kn_node *y, kn_node *bias, int ndim, const int64
     if (bias)
         y = kn_graph_add(b->g, y, ndim == 1 ? bias : kn_graph_reshape(b->g, bias, ndim, bias_shape));
     return y;
+}
+
+/* The int8 inference form of a conv (o non-NULL) or dense layer (kn_build_opts.int8): weight
+ * i8, its per-channel scales and the input's quantisation parameters as frozen parameters
+ * that a quantised checkpoint fills (kiln/quant.h). */
+static kn_node *build_quantized(bctx *b, const kn__layer *L, kn_node *in, const int64_t *wshape,
+                                const kn_conv2d_opts *o)
+{
+    kn_node *w = param_dt(b, KN_I8, "weight", o ? 4 : 2, wshape, false, KN_INIT_ZEROS, 0, 0);
+    kn_node *ws = param(b, "weight_scale", 1, wshape, false, KN_INIT_ONES, 0, 0);
+    kn_node *xq = param(b, "input_qparams", 1, (const int64_t[]){2}, false, KN_INIT_ONES, 0, 0);
+    kn_node *bias = L->bias ? param(b, "bias", 1, wshape, false, KN_INIT_ZEROS, 0, 0) : NULL;
+    if (b->st)
+        return NULL;
+    return o ? kn_graph_qconv2d(b->g, in, w, ws, xq, bias, o, false) : kn_graph_qlinear(b->g, in, w, ws, xq, bias, false);
 }
 
 /* The input of an image layer must be [N, C, H, W]. */
@@ -177,14 +200,16 @@ static kn_node *build_conv2d(bctx *b, const kn__layer *L, kn_node *in)
     }
     int64_t cg = C / L->groups, fan_in = cg * L->kh * L->kw;
     double bound = 1.0 / sqrt((double)fan_in);
-    kn_node *w = param(b, "weight", 4, (int64_t[]){L->units, cg, L->kh, L->kw}, true, KN_INIT_KAIMING_UNIFORM, 0, 0);
-    kn_node *bias = L->bias ? param(b, "bias", 1, &L->units, true, KN_INIT_UNIFORM, -bound, bound) : NULL;
-    if (b->st)
-        return NULL;
     kn_conv2d_opts o = {.stride_h = L->stride, .stride_w = L->stride, .dilation_h = L->dilation,
                         .dilation_w = L->dilation, .groups = L->groups};
     o.pad_h = L->pad_same ? L->dilation * (L->kh - 1) / 2 : L->pad;
     o.pad_w = L->pad_same ? L->dilation * (L->kw - 1) / 2 : L->pad;
+    if (b->o.int8 && !b->probe)
+        return build_quantized(b, L, in, (int64_t[]){L->units, cg, L->kh, L->kw}, &o);
+    kn_node *w = param(b, "weight", 4, (int64_t[]){L->units, cg, L->kh, L->kw}, true, KN_INIT_KAIMING_UNIFORM, 0, 0);
+    kn_node *bias = L->bias ? param(b, "bias", 1, &L->units, true, KN_INIT_UNIFORM, -bound, bound) : NULL;
+    if (b->st)
+        return NULL;
     bool mixed = low_dtype(b) != b->dt; /* mixed precision: the bias is added after the cast back */
     kn_node *y = kn_graph_conv2d(b->g, operand(b, in, false), operand(b, w, true), mixed ? NULL : bias, &o);
     return mixed ? finish(b, y, bias, 3, (int64_t[]){L->units, 1, 1}) : y;
@@ -198,6 +223,8 @@ static kn_node *build_dense(bctx *b, const kn__layer *L, kn_node *in)
                      shp(in->ndim, in->shape, s, sizeof s), in->ndim);
     int64_t F = in->shape[1];
     double bound = 1.0 / sqrt((double)F);
+    if (b->o.int8 && !b->probe)
+        return build_quantized(b, L, in, (int64_t[]){L->units, F}, NULL);
     kn_node *w = param(b, "weight", 2, (int64_t[]){L->units, F}, true, KN_INIT_KAIMING_UNIFORM, 0, 0);
     kn_node *bias = L->bias ? param(b, "bias", 1, &L->units, true, KN_INIT_UNIFORM, -bound, bound) : NULL;
     if (b->st)
@@ -246,6 +273,38 @@ static kn_node *build_norm(bctx *b, const kn__layer *L, kn_node *in)
     return b->st ? NULL : kn_graph_layer_norm(b->g, in, nd, gamma, beta, L->eps);
 }
 
+/* int8 graphs: a ReLU right after a quantised layer whose output nothing else reads is done
+ * in that layer's store (the node gets the relu attribute; the ReLU layer returns it). */
+/* True when layer L is the only reader of the output it reads. */
+static bool sole_reader(const bctx *b, const kn__layer *L)
+{
+    for (int j = 0; j < b->m->n_layers; j++) {
+        const kn__layer *o = &b->m->layers[j];
+        if (o != L && j > L->from && (o->from == L->from || (o->kind == KN_L_ADD && o->other == L->from)))
+            return false;
+    }
+    return true;
+}
+
+static bool fuse_relu(bctx *b, const kn__layer *L, kn_node *in)
+{
+    if (!b->o.int8 || !in || (in->op != KN_OP_QCONV2D && in->op != KN_OP_QLINEAR) || in->ai[KN_Q_RELU] ||
+        (in->op == KN_OP_QCONV2D && in->ai[KN_Q_POOL]) || !sole_reader(b, L))
+        return false;
+    in->ai[KN_Q_RELU] = 1;
+    return true;
+}
+
+/* int8 graphs: a 2×2 stride-2 max pool right after a quantised conv (and its fused ReLU)
+ * whose output nothing else reads is done in the conv's store as well. */
+static bool fuse_pool(bctx *b, const kn__layer *L, kn_node *in)
+{
+    if (!b->o.int8 || !in || in->op != KN_OP_QCONV2D || in->ai[KN_Q_POOL] || L->kh != 2 || L->pad != 0 ||
+        (L->stride != 0 && L->stride != 2) || in->shape[2] < 2 || in->shape[3] < 2 || !sole_reader(b, L))
+        return false;
+    return kn__qconv2d_fuse_pool(b->g, in) == KN_OK;
+}
+
 static kn_node *build_layer(bctx *b, const kn__layer *L, kn_node *in, kn_node *const *outs)
 {
     kn_graph *g = b->g;
@@ -253,13 +312,16 @@ static kn_node *build_layer(bctx *b, const kn__layer *L, kn_node *in, kn_node *c
     case KN_L_INPUT: return in;
     case KN_L_CONV2D: return build_conv2d(b, L, in);
     case KN_L_DENSE: return build_dense(b, L, in);
-    case KN_L_RELU: return kn_graph_relu(g, in);
+    case KN_L_RELU: return fuse_relu(b, L, in) ? in : kn_graph_relu(g, in);
     case KN_L_LEAKY_RELU: return kn_graph_leaky_relu(g, in, L->f);
     case KN_L_SIGMOID: return kn_graph_sigmoid(g, in);
     case KN_L_TANH: return kn_graph_tanh(g, in);
     case KN_L_GELU: return kn_graph_gelu(g, in);
     case KN_L_SILU: return kn_graph_silu(g, in);
-    case KN_L_MAXPOOL: return need_image(b, in) ? kn_graph_max_pool2d(g, in, L->kh, L->stride, L->pad) : NULL;
+    case KN_L_MAXPOOL:
+        if (fuse_pool(b, L, in))
+            return in;
+        return need_image(b, in) ? kn_graph_max_pool2d(g, in, L->kh, L->stride, L->pad) : NULL;
     case KN_L_AVGPOOL: return need_image(b, in) ? kn_graph_avg_pool2d(g, in, L->kh, L->stride, L->pad) : NULL;
     case KN_L_GLOBALAVGPOOL:
         return need_image(b, in) ? kn_graph_flatten(g, kn_graph_global_avg_pool(g, in)) : NULL;

@@ -15,6 +15,7 @@
 #include "../core/alloc.h"
 #include "kiln/bench.h"
 #include "kiln/io.h"
+#include "kiln/quant.h"
 #include "session.h"
 
 #define MAX_PARAMS 512
@@ -96,7 +97,16 @@ static kn_status build_step(bench_step *b, const kn_model *m, const kn_bench_opt
     b->x = kn_graph_input(g, "bench.x", KN_F32, nd + 1, shape);
     if (!b->x)
         return graph_err(g, err, "creating the input");
+    /* a quantised checkpoint (kiln/quant.h) runs its int8 graph; inference only */
     kn_build_opts bo = {.precision = o->precision};
+    if (o->checkpoint) {
+        kn_status st = kn_checkpoint_is_quantized(o->checkpoint, &bo.int8, err);
+        if (st)
+            return st;
+        if (bo.int8 && o->mode != KN_BENCH_INFER)
+            return kn_error_set(err, KN_ERR_ARG, "%s is an int8 quantised checkpoint: it can only be benchmarked with --infer",
+                                o->checkpoint);
+    }
     b->logits = kn_model_build_ex(m, g, b->x, &bo, err);
     if (!b->logits)
         return graph_err(g, err, "building the model");
@@ -104,6 +114,8 @@ static kn_status build_step(bench_step *b, const kn_model *m, const kn_bench_opt
      * model's (optimizer state in it is ignored; the benchmark's starts at zero) */
     if (o->checkpoint) {
         kn_status st = kn_checkpoint_load(g, o->checkpoint, true, NULL, err);
+        if (!st && bo.int8)
+            st = kn__quant_validate(g, o->checkpoint, err);
         if (st)
             return st;
     }

@@ -79,6 +79,12 @@ kn_status kn__check_data(const kn_model *m, const kn_dataset *ds, kn_error *err)
 
 kn_status kn__eval_build(kn_graph *g, const kn_model *m, int64_t batch, int threads, kn__eval_branch *b, kn_error *err)
 {
+    return kn__eval_build_ex(g, m, batch, threads, NULL, b, err);
+}
+
+kn_status kn__eval_build_ex(kn_graph *g, const kn_model *m, int64_t batch, int threads, const kn_build_opts *o,
+                            kn__eval_branch *b, kn_error *err)
+{
     memset(b, 0, sizeof *b);
     int64_t shape[4] = {batch};
     int nd = kn_model_input_shape(m, shape + 1);
@@ -87,7 +93,7 @@ kn_status kn__eval_build(kn_graph *g, const kn_model *m, int64_t batch, int thre
     b->x = kn_graph_input(g, "eval.x", KN_F32, nd + 1, shape);
     if (!b->x)
         return kn_error_set(err, kn_graph_status(g), "creating the evaluation input: %s", kn_graph_error(g));
-    b->logits = kn_model_build(m, g, b->x, err);
+    b->logits = kn_model_build_ex(m, g, b->x, o, err);
     if (!b->logits)
         return err && err->status ? err->status : kn_error_set(err, kn_graph_status(g), "%s", kn_graph_error(g));
     kn_plan_opts po = {.backend = KN_BACKEND_CPU, .training = false, .threads = threads};
@@ -226,10 +232,17 @@ kn_status kn_infer_load(kn_infer **out, const char *path, int batch, int threads
         st = kn_error_set(err, KN_ERR_OOM, "out of memory");
         goto fail;
     }
-    st = kn__eval_build(inf->g, inf->model, batch > 0 ? batch : 256, threads, &inf->b, err);
+    /* a quantised checkpoint (kiln/quant.h) runs the int8 graph; its scales are checked here */
+    kn_build_opts bo = {0};
+    st = kn__quant_meta(path, &meta, &bo.int8, err);
+    if (st)
+        goto fail;
+    st = kn__eval_build_ex(inf->g, inf->model, batch > 0 ? batch : 256, threads, &bo, &inf->b, err);
     if (st)
         goto fail;
     st = kn_checkpoint_load(inf->g, path, true, NULL, err);
+    if (!st && bo.int8)
+        st = kn__quant_validate(inf->g, path, err);
     if (st)
         goto fail;
     kn_meta_clear(&meta);

@@ -3,6 +3,7 @@
 #ifndef KN_TRAIN_SESSION_H
 #define KN_TRAIN_SESSION_H
 
+#include "kiln/io.h"
 #include "kiln/plan.h"
 #include "kiln/train.h"
 
@@ -20,6 +21,9 @@ typedef struct kn__eval_branch {
 
 /* Builds the model on an input [batch, example shape] in g and compiles an inference plan. */
 kn_status kn__eval_build(kn_graph *g, const kn_model *m, int64_t batch, int threads, kn__eval_branch *b, kn_error *err);
+/* The same with build options (o NULL = defaults), e.g. the int8 graph of a quantised checkpoint. */
+kn_status kn__eval_build_ex(kn_graph *g, const kn_model *m, int64_t batch, int threads, const kn_build_opts *o,
+                            kn__eval_branch *b, kn_error *err);
 void kn__eval_free(kn__eval_branch *b);
 /* Evaluates examples idx[0..n) of ds (idx NULL: all). */
 kn_status kn__evaluate(kn__eval_branch *b, const kn_dataset *ds, const int64_t *idx, int64_t n, const kn__norm *nm,
@@ -31,5 +35,11 @@ void kn__norm_fit(const kn_dataset *ds, kn__norm *nm);
 /* Checks that a data set's example shape matches the model's input. */
 kn_status kn__check_data(const kn_model *m, const kn_dataset *ds, kn_error *err);
 double kn__now(void); /* monotonic seconds */
+
+/* Quantised checkpoints (quantize.c): *int8 = whether meta (a checkpoint's metadata) says
+ * kiln.quantized = int8 (KN_ERR_UNSUPPORTED for another value); after loading one into g,
+ * kn__quant_validate checks every scale and zero point (KN_ERR_FORMAT naming the tensor). */
+kn_status kn__quant_meta(const char *path, const struct kn_meta *meta, bool *int8, kn_error *err);
+kn_status kn__quant_validate(kn_graph *g, const char *path, kn_error *err);
 
 #endif

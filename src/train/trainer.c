@@ -146,7 +146,7 @@ static kn_status build_branch(trainer *t, branch *b, int64_t batch, const char *
     b->t = kn_graph_input(g, name, KN_F32, 0, NULL);
     if (kn_graph_status(g))
         return graph_err(t, err, "creating the inputs");
-    kn_build_opts bo = {.precision = t->o.precision};
+    kn_build_opts bo = {.precision = t->o.precision, .fake_quant = t->o.qat};
     b->logits = kn_model_build_ex(t->m, g, b->x, &bo, err);
     if (!b->logits)
         return graph_err(t, err, "building the model");

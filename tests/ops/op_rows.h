@@ -27,6 +27,8 @@ typedef struct op_row {
     bool training;          /* compile in training mode (batch norm, dropout) */
     double tol;             /* relative tolerance of f32 vs f64 (0 = 1e-4) */
     double grad_tol;        /* relative tolerance of the f64 gradient check (0 = 1e-6) */
+    bool straight_through;  /* the gradient is a straight-through estimate, not the derivative:
+                               no finite-difference check (f32 vs f64 still compared) */
 } op_row;
 
 /* Inputs for builds. Values come from a fixed seed, identical for f32 and f64 graphs. */
@@ -59,6 +61,7 @@ KT_FAMILY(norm)
 KT_FAMILY(embedding)
 KT_FAMILY(shape)
 KT_FAMILY(optim)
+KT_FAMILY(quant)
 #undef KT_FAMILY
 
 #endif

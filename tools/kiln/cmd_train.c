@@ -39,6 +39,8 @@ void cli_train_options_help(FILE *f)
             "  --stop-after-steps N  save and stop after N optimizer steps (resume later)\n"
             "  --debug-numerics   stop at the first op that produces NaN/Inf and name it (slow); without\n"
             "                     it a step with a non-finite loss or gradient is skipped and counted\n"
+            "  --qat              quantisation-aware training: int8 fake quantisation of conv/dense weights\n"
+            "                     (per channel) and inputs (straight-through gradient); then kiln quantize\n"
             "  --quiet            no progress output\n");
 }
 
@@ -122,6 +124,8 @@ int cli_train_main(int argc, char **argv, const cli_train_ext *x)
             o.progress = false;
         } else if (cli_flag(argv, i, "--debug-numerics")) {
             o.debug_numerics = true;
+        } else if (cli_flag(argv, i, "--qat")) {
+            o.qat = true;
         } else if (cli_flag(argv, i, "--nesterov") || cli_flag(argv, i, "--flip") ||
                    cli_flag(argv, i, "--no-augment")) {
             if (n_over + 2 > 64)

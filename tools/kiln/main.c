@@ -16,6 +16,7 @@ static int usage(FILE *f)
             "  info      layers, shapes, parameters and FLOPs of a model or checkpoint\n"
             "  graph     the training step as Graphviz DOT, before or after the graph passes\n"
             "  bench     time a training step or inference: ms, images/s, GFLOP/s, fraction of peak\n"
+            "  quantize  int8 post-training quantisation of a checkpoint (calibrated on training data)\n"
             "  version   print the version\n");
     return f == stderr ? 2 : 0;
 }
@@ -39,6 +40,8 @@ int main(int argc, char **argv)
         return cmd_graph(argc, argv);
     if (!strcmp(c, "bench"))
         return cmd_bench(argc, argv);
+    if (!strcmp(c, "quantize"))
+        return cmd_quantize(argc, argv);
     if (!strcmp(c, "version") || !strcmp(c, "--version")) {
         printf("kiln %s\n", KILN_VERSION);
         return 0;

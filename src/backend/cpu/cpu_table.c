@@ -24,6 +24,7 @@ static void fill_table(void)
         kn__cpu_register_embedding,
         kn__cpu_register_shape,
         kn__cpu_register_optim,
+        kn__cpu_register_quant,
         kn__cpu_register_lowp, /* last: wraps f32 entries for bf16/f16 operands */
     };
     for (size_t i = 0; i < sizeof families / sizeof families[0]; i++)
