@@ -20,6 +20,9 @@ typedef struct kn__eval_branch {
 
 /* Builds the model on an input [batch, example shape] in g and compiles an inference plan. */
 kn_status kn__eval_build(kn_graph *g, const kn_model *m, int64_t batch, int threads, kn__eval_branch *b, kn_error *err);
+/* The same with the plan options given (backend, device, threads); po->training is ignored. */
+kn_status kn__eval_build_on(kn_graph *g, const kn_model *m, int64_t batch, const kn_plan_opts *po, kn__eval_branch *b,
+                            kn_error *err);
 void kn__eval_free(kn__eval_branch *b);
 /* Evaluates examples idx[0..n) of ds (idx NULL: all). */
 kn_status kn__evaluate(kn__eval_branch *b, const kn_dataset *ds, const int64_t *idx, int64_t n, const kn__norm *nm,

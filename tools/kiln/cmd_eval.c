@@ -9,13 +9,14 @@
 int cmd_eval(int argc, char **argv)
 {
     const char *models[16], *data = "fashion-mnist";
-    int n_models = 0, threads = 0, json = 0;
+    int n_models = 0, threads = 0, json = 0, device = 0;
+    kn_backend_kind backend = KN_BACKEND_CPU;
     for (int i = 2; i < argc; i++) {
         const char *v = NULL;
         int r = 0;
         if (cli_flag(argv, i, "--help") || cli_flag(argv, i, "-h")) {
             printf("usage: kiln eval --model DIR/model.safetensors [--model ...] [--data fashion-mnist|DIR] [--json] "
-                   "[--threads N]\n");
+                   "[--threads N] [--device D]\n" CLI_DEVICE_HELP);
             return 0;
         } else if ((r = cli_opt(argc, argv, &i, "--model", &v))) {
             if (r > 0 && n_models < 16)
@@ -27,6 +28,11 @@ int cmd_eval(int argc, char **argv)
             if (!cli_int("eval", "--threads", v, 0, 1024, &t))
                 return 2;
             threads = (int)t;
+        } else if ((r = cli_opt(argc, argv, &i, "--device", &v))) {
+            if (r > 0 && !cli_device("eval", v, &backend, &device))
+                return 2;
+        } else if (cli_flag(argv, i, "--deterministic")) {
+            /* evaluation has no order-varying reductions to fix: accepted for symmetry */
         } else if (cli_flag(argv, i, "--json")) {
             json = 1;
         } else if (argv[i][0] != '-' && n_models < 16) {
@@ -55,7 +61,8 @@ int cmd_eval(int argc, char **argv)
     for (int k = 0; k < n_models && !rc; k++) {
         kn_infer *inf = NULL;
         kn_eval_result res = {0};
-        if (kn_infer_load(&inf, models[k], 500, threads, &err) || kn_infer_evaluate(inf, test, &res, &err)) {
+        if (kn_infer_load_on(&inf, models[k], 500, threads, backend, device, &err) ||
+            kn_infer_evaluate(inf, test, &res, &err)) {
             rc = cli_fail("eval", &err);
         } else if (json) {
             printf("%s{\"model\": \"%s\", \"data\": \"%s\", \"examples\": %lld, \"accuracy\": %.6f, \"loss\": %.6f}%s\n",
@@ -106,13 +113,15 @@ int cmd_predict(int argc, char **argv)
 {
     const char *model = NULL, *data = NULL, *files[256];
     long long indices[256], top = 3;
-    int n_files = 0, n_idx = 0, threads = 0;
+    int n_files = 0, n_idx = 0, threads = 0, device = 0;
+    kn_backend_kind backend = KN_BACKEND_CPU;
     for (int i = 2; i < argc; i++) {
         const char *v = NULL;
         int r = 0;
         if (cli_flag(argv, i, "--help") || cli_flag(argv, i, "-h")) {
             printf("usage: kiln predict --model DIR/model.safetensors IMAGE.png ... [--top K]\n"
-                   "       kiln predict --model DIR/model.safetensors --data fashion-mnist --index I [--index J ...]\n");
+                   "       kiln predict --model DIR/model.safetensors --data fashion-mnist --index I [--index J ...]\n"
+                   "  [--threads N] [--device cpu|cuda|cuda:N|auto]\n");
             return 0;
         } else if ((r = cli_opt(argc, argv, &i, "--model", &v))) {
             model = v;
@@ -129,6 +138,9 @@ int cmd_predict(int argc, char **argv)
             if (!cli_int("predict", "--threads", v, 0, 1024, &t))
                 return 2;
             threads = (int)t;
+        } else if ((r = cli_opt(argc, argv, &i, "--device", &v))) {
+            if (r > 0 && !cli_device("predict", v, &backend, &device))
+                return 2;
         } else if (argv[i][0] != '-' && n_files < 256) {
             files[n_files++] = argv[i];
         } else {
@@ -146,7 +158,7 @@ int cmd_predict(int argc, char **argv)
     }
     kn_error err = {0};
     kn_infer *inf = NULL;
-    if (kn_infer_load(&inf, model, 64, threads, &err))
+    if (kn_infer_load_on(&inf, model, 64, threads, backend, device, &err))
         return cli_fail("predict", &err);
     const kn_model *m = kn_infer_model(inf);
     int64_t shape[3] = {1, 1, 1};

@@ -23,6 +23,7 @@ static void usage(FILE *f)
             "                     override the model's recipe (see docs/model-format.md)\n"
             "  --seed N           random seed (default 42)\n"
             "  --threads N        CPU threads (default: all cores)\n"
+            CLI_DEVICE_HELP
             "  --resume DIR       continue the run saved in DIR (same model, data and seed)\n"
             "  --stop-after-steps N  save and stop after N optimizer steps (resume later)\n"
             "  --debug-numerics   stop at the first op that produces NaN/Inf and name it (slow); without\n"
@@ -83,6 +84,11 @@ int cmd_train(int argc, char **argv)
             if (!cli_int("train", "--stop-after-steps", v, 1, (long long)1 << 62, &t))
                 return 2;
             o.stop_after_steps = t;
+        } else if ((r = cli_opt(argc, argv, &i, "--device", &v))) {
+            if (r > 0 && !cli_device("train", v, &o.backend, &o.device))
+                return 2;
+        } else if (cli_flag(argv, i, "--deterministic")) {
+            o.deterministic = true;
         } else if (cli_flag(argv, i, "--quiet")) {
             o.progress = false;
         } else if (cli_flag(argv, i, "--debug-numerics")) {
@@ -143,9 +149,10 @@ int cmd_train(int argc, char **argv)
         return cli_fail("train", &err);
     }
     const kn_recipe *r = &o.recipe;
-    fprintf(stderr, "kiln train: %s on %s (%lld train, %lld test examples), %s lr %g, batch %d, %d epochs, seed %llu\n",
-            model_spec, data, (long long)train->n, (long long)(test ? test->n : 0), r->optimizer, r->lr, r->batch,
-            r->epochs, (unsigned long long)o.seed);
+    char dev[32];
+    fprintf(stderr, "kiln train: %s on %s (%lld train, %lld test examples), %s lr %g, batch %d, %d epochs, seed %llu, "
+            "device %s\n", model_spec, data, (long long)train->n, (long long)(test ? test->n : 0), r->optimizer, r->lr,
+            r->batch, r->epochs, (unsigned long long)o.seed, kn_device_name(o.backend, o.device, dev, sizeof dev));
     kn_train_result res;
     kn_status st = kn_train(m, train, test, &o, &res, &err);
     int rc = 0;
