@@ -61,6 +61,12 @@ typedef struct kn_cuda_cache_stats {
     uint64_t hits;     /* requests served from the cache */
     uint64_t frees;    /* cudaFree calls (kn_cuda_cache_release, or retrying after OOM) */
 } kn_cuda_cache_stats;
+/* Device memory from kiln's cache (e.g. to keep data on the GPU): *ptr is a device address
+ * of at least `bytes` bytes (NULL for 0 bytes). KN_ERR_OOM with "out of memory on cuda:D:
+ * requested X, free Y of Z, kiln's cache holds W" in kn_cuda_last_error(), KN_ERR_DEVICE /
+ * KN_ERR_ARG otherwise. kn_cuda_free returns the block to the cache (NULL is a no-op). */
+kn_status kn_cuda_malloc(int device, size_t bytes, void **ptr);
+void kn_cuda_free(int device, void *ptr);
 /* KN_ERR_ARG for a NULL out or a device index < 0; zeroes when the device was never used. */
 kn_status kn_cuda_cache_get_stats(int device, kn_cuda_cache_stats *out);
 /* Returns every cached block not in use on `device` to the driver (cudaFree). */

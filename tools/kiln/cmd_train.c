@@ -124,6 +124,11 @@ int cmd_train(int argc, char **argv)
         }
     }
 
+    char why[512];
+    if (kn_device_resolve(&o.backend, &o.device, why, sizeof why)) { /* before loading any data */
+        fprintf(stderr, "kiln train: %s\n", why);
+        return 1;
+    }
     kn_error err = {0};
     kn_model *m = NULL;
     if (cli_load_model(model_spec, &m, &err))

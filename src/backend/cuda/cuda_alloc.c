@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "../../core/alloc.h"
+#include "../../runtime/plan_device.h"
 #include "cuda_internal.h"
 
 #define MAX_DEVICES 64
@@ -164,6 +165,25 @@ void kn__cuda_free(int device, void *ptr)
         }
     pthread_mutex_unlock(&mu);
 }
+
+kn_status kn_cuda_malloc(int device, size_t bytes, void **ptr)
+{
+    char msg[512];
+    if (!ptr) {
+        kn__cuda_set_last_error("cuda_malloc: NULL ptr");
+        return KN_ERR_ARG;
+    }
+    *ptr = NULL;
+    kn_status st = kn__cuda_check_device(device, msg, sizeof msg);
+    if (!st)
+        st = kn__cuda_status(cudaSetDevice(device), "cudaSetDevice", msg, sizeof msg);
+    if (!st)
+        st = kn__cuda_malloc(device, bytes, ptr, msg, sizeof msg);
+    kn__cuda_set_last_error(st ? msg : "");
+    return st;
+}
+
+void kn_cuda_free(int device, void *ptr) { kn__cuda_free(device, ptr); }
 
 kn_status kn_cuda_cache_get_stats(int device, kn_cuda_cache_stats *out)
 {

@@ -38,6 +38,9 @@ kn_status kn__cuda_malloc(int device, size_t bytes, void **out, char *msg, size_
 /* Returns a block to the cache (NULL is a no-op). Never calls cudaFree. */
 void kn__cuda_free(int device, void *ptr);
 
+/* Sets kn_cuda_last_error() of the calling thread (device.cu). */
+void kn__cuda_set_last_error(const char *msg);
+
 /* KN_OK when kernels of this build run on `device` (compiled for its architecture); else
  * KN_ERR_UNSUPPORTED with a message naming the device's compute capability, the
  * architectures built and how to rebuild (blas1.cu: probes a real kernel). */

@@ -407,10 +407,14 @@ kn_status kn__cuda_plan_new(kn__cuda_plan **out, kn_plan *p, char *msg, size_t s
     if (!st)
         st = make_steps(d, why, sizeof why);
     if (!st) {
-        /* Pin the host arena: inputs are staged there and results mirrored there. */
-        cudaError_t e = cudaHostRegister((void *)kn__plan_arena(p), d->arena_bytes, cudaHostRegisterDefault);
+        /* Pin the host arena: inputs are staged there and results mirrored there. Small
+         * arenas are left pageable: their copies are cheap, and heap pages they share with
+         * other data could already be registered by another plan. */
+        cudaError_t e = d->arena_bytes < ((size_t)1 << 20)
+                            ? cudaErrorNotSupported
+                            : cudaHostRegister((void *)kn__plan_arena(p), d->arena_bytes, cudaHostRegisterDefault);
         d->host_registered = e == cudaSuccess;
-        if (!d->host_registered) {
+        if (!d->host_registered && e != cudaErrorNotSupported) {
             (void)cudaGetLastError();
             fprintf(stderr, "kiln: plan: could not pin the %zu-byte host staging area (%s); copies will be slower\n",
                     d->arena_bytes, cudaGetErrorString(e));
@@ -501,43 +505,34 @@ static kn_status enqueue_steps(kn__cuda_plan *d, char *msg, size_t size)
     return KN_OK;
 }
 
-/* Captures the steps into a CUDA graph on the compute stream. On failure graphs are off for
- * this plan (the reason is logged once) and the run goes on eagerly. */
-static kn_status capture(kn__cuda_plan *d, char *msg, size_t size)
+/* Captures the steps into a CUDA graph on the compute stream (thread-local mode: a kernel
+ * that allocates or synchronises breaks the capture instead of silently escaping it). On
+ * any failure graphs are off for this plan, the reason is logged once, and the caller runs
+ * the steps eagerly, where a kernel's own error shows as itself. */
+static void capture(kn__cuda_plan *d)
 {
     cudaStream_t s = d->ctx.stream;
     char why[512] = "";
-    kn_status st = kn__cuda_status(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal), "cudaStreamBeginCapture",
-                                   why, sizeof why);
-    if (st)
-        goto off;
-    kn_status rc = enqueue_steps(d, why, sizeof why);
     cudaGraph_t graph = NULL;
-    cudaError_t e = cudaStreamEndCapture(s, &graph);
-    if (rc) {
+    d->graph_state = -1;
+    if (kn__cuda_status(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal), "cudaStreamBeginCapture", why,
+                        sizeof why) == KN_OK) {
+        kn_status rc = enqueue_steps(d, why, sizeof why);
+        cudaError_t e = cudaStreamEndCapture(s, &graph);
+        if (rc == KN_OK && kn__cuda_status(e, "cudaStreamEndCapture", why, sizeof why) == KN_OK) {
+            e = cudaGraphInstantiate(&d->exec, graph, 0);
+            if (kn__cuda_status(e, "cudaGraphInstantiate", why, sizeof why) == KN_OK)
+                d->graph_state = 1;
+            else
+                d->exec = NULL;
+        }
         if (graph)
             (void)cudaGraphDestroy(graph);
-        (void)cudaGetLastError();
-        /* a kernel refused while being captured: that is its own error, not the graph's */
-        snprintf(msg, size, "%s", why);
-        d->graph_state = -1;
-        return rc;
     }
-    if ((st = kn__cuda_status(e, "cudaStreamEndCapture", why, sizeof why)) != KN_OK)
-        goto off;
-    e = cudaGraphInstantiate(&d->exec, graph, 0);
-    (void)cudaGraphDestroy(graph);
-    if ((st = kn__cuda_status(e, "cudaGraphInstantiate", why, sizeof why)) != KN_OK) {
-        d->exec = NULL;
-        goto off;
-    }
-    d->graph_state = 1;
-    return KN_OK;
-off:
+    if (d->graph_state == 1)
+        return;
     (void)cudaGetLastError();
-    d->graph_state = -1;
     fprintf(stderr, "kiln: plan: CUDA graph capture failed (%s); running kernel by kernel\n", why);
-    return KN_OK;
 }
 
 /* After the run: bad data the kernels found (kn__cuda_data_error), as KN_ERR_RANGE. */
@@ -585,8 +580,8 @@ kn_status kn__cuda_plan_run(kn__cuda_plan *d, char *msg, size_t size)
     if (st)
         return st;
     if (d->graph_state == 0 && d->runs >= 1) /* the first run was eager: lazy library setup is done */
-        st = capture(d, msg, size);
-    if (!st && d->graph_state == 1)
+        capture(d);
+    if (d->graph_state == 1)
         st = kn__cuda_status(cudaGraphLaunch(d->exec, s), "cudaGraphLaunch", msg, size);
     else if (!st)
         st = enqueue_steps(d, msg, size);
