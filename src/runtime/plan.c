@@ -359,8 +359,8 @@ kn_status kn__plan_run_step_host(kn_plan *p, int s)
     const kn_node *n = p->ir.nodes[st->v].node;
     st->args.step = p->step_count;
     if (st->fallback)
-            for (int i = 0; i < n->nsrc; i++)
-                if (kn_dtype_is_float(n->src[i]->dtype))
+        for (int i = 0; i < n->nsrc; i++)
+            if (kn_dtype_is_float(n->src[i]->dtype))
                 kn_convert(st->args.src[i], KN_F64, st->orig_src[i], n->src[i]->dtype, kn__numel(n->src[i]));
     double t0 = p->opts.profile ? kn__now_seconds() : 0;
     kn_status rc = st->fn(&st->args);

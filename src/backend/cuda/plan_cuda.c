@@ -287,7 +287,7 @@ static kn_status make_context(kn__cuda_plan *d, char *msg, size_t size)
     if (!st)
         st = kn__cuda_status(cudaMallocHost((void **)&d->pinned, misc), "cudaMallocHost", msg, size);
     if (!st)
-        st = kn__cuda_status(cudaMemset(d->misc, 0, misc), "cudaMemset", msg, size);
+        st = kn__cuda_status(cudaMemsetAsync(d->misc, 0, misc, c->stream), "cudaMemsetAsync", msg, size);
     if (st)
         return st;
     memset(d->pinned, 0, misc);
@@ -319,8 +319,8 @@ static kn_status upload_constants(kn__cuda_plan *d, char *msg, size_t size)
     kn_status st = kn__cuda_malloc(d->device, total, (void **)&d->consts, msg, size);
     for (int i = 0; i < ir->n && !st; i++)
         if (d->const_off[i] != SIZE_MAX && kn__nbytes(ir->nodes[i].node))
-            st = kn__cuda_status(cudaMemcpy(d->consts + d->const_off[i], kn__plan_addr(d->p, i),
-                                            kn__nbytes(ir->nodes[i].node), cudaMemcpyHostToDevice),
+            st = kn__cuda_status(cudaMemcpyAsync(d->consts + d->const_off[i], kn__plan_addr(d->p, i),
+                                                 kn__nbytes(ir->nodes[i].node), cudaMemcpyHostToDevice, d->ctx.stream),
                                  "uploading constants", msg, size);
     return st;
 }
@@ -399,7 +399,8 @@ kn_status kn__cuda_plan_new(kn__cuda_plan **out, kn_plan *p, char *msg, size_t s
     if (!st)
         st = kn__cuda_malloc(d->device, d->arena_bytes, (void **)&d->arena, why, sizeof why);
     if (!st)
-        st = kn__cuda_status(cudaMemset(d->arena, 0, d->arena_bytes), "clearing the arena", why, sizeof why);
+        st = kn__cuda_status(cudaMemsetAsync(d->arena, 0, d->arena_bytes, d->ctx.stream), "clearing the arena", why,
+                             sizeof why);
     if (!st)
         st = kn__cuda_malloc(d->device, d->param_bytes, (void **)&d->params, why, sizeof why);
     if (!st)
@@ -420,6 +421,9 @@ kn_status kn__cuda_plan_new(kn__cuda_plan **out, kn_plan *p, char *msg, size_t s
                     d->arena_bytes, cudaGetErrorString(e));
         }
         d->graph_state = d->n_fallbacks == 0 && env_on("KILN_CUDA_GRAPHS", true) ? 0 : -1;
+        /* everything above was enqueued on the compute stream (a non-blocking stream: no
+         * ordering with the legacy default stream); done before the plan is handed out */
+        st = kn__cuda_status(cudaStreamSynchronize(d->ctx.stream), "setting up the plan on the GPU", why, sizeof why);
     }
     if (st) {
         snprintf(msg, size, "cuda:%d: %s", d->device, why);
@@ -455,7 +459,9 @@ static kn_status run_host_step(kn__cuda_plan *d, const dstep *ds, char *msg, siz
         return st;
     st = kn__plan_run_step_host(d->p, ds->s);
     if (st) {
-        snprintf(msg, size, "%s", kn_plan_error(d->p));
+        const char *e = kn_plan_error(d->p); /* the plan's buffer: usually msg itself */
+        if (e != msg)
+            snprintf(msg, size, "%s", e);
         return st;
     }
     void *h = (void *)kn__plan_addr(d->p, ds->v), *dv = dev_addr(d, ds->v);
@@ -547,7 +553,8 @@ static kn_status check_data_error(kn__cuda_plan *d, char *msg, size_t size)
              rec.node, rec.value, rec.index, rec.limit);
     memset(d->pinned + 64, 0, sizeof rec);
     char why[256];
-    if (kn__cuda_status(cudaMemset(d->ctx.data_error, 0, sizeof rec), "cudaMemset", why, sizeof why))
+    if (kn__cuda_status(cudaMemsetAsync(d->ctx.data_error, 0, sizeof rec, d->ctx.stream), "cudaMemsetAsync", why,
+                        sizeof why))
         snprintf(msg, size, "%s", why);
     return rec.code == KN_ERR_RANGE ? KN_ERR_RANGE : KN_ERR_DEVICE;
 }
