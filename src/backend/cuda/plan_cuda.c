@@ -426,7 +426,10 @@ kn_status kn__cuda_plan_new(kn__cuda_plan **out, kn_plan *p, char *msg, size_t s
         st = kn__cuda_status(cudaStreamSynchronize(d->ctx.stream), "setting up the plan on the GPU", why, sizeof why);
     }
     if (st) {
-        snprintf(msg, size, "cuda:%d: %s", d->device, why);
+        if (strstr(why, "cuda:")) /* already names the device */
+            snprintf(msg, size, "%s", why);
+        else
+            snprintf(msg, size, "cuda:%d: %s", d->device, why);
         kn__cuda_plan_free(d);
         return st;
     }

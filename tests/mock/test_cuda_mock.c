@@ -1,0 +1,792 @@
+/* test_cuda_mock.c — the CUDA plan machinery without a GPU. This file defines the CUDA
+ * runtime, cuBLASLt and cuDNN functions kiln calls (the linker takes them before libcudart),
+ * working on host memory: "device" memory is malloc'd and poisoned with NaN bytes, copies
+ * check that their direction matches the pointers (a host address where a device one belongs
+ * is a violation), streams run at once, stream capture records kernel calls and graph
+ * launches replay them. It also replaces the CUDA kernel table: every op's "CUDA kernel" is
+ * its CPU kernel run on the device buffers, after checking that every pointer it gets is
+ * device memory, reading the step counter from device memory (as real kernels must) and
+ * turning KN_ERR_RANGE into the device data-error record. So plan_cuda.c (addresses,
+ * parameter mirror and holder protocol, constants, staging, fallback copies, graph capture
+ * and replay, data errors) and the caching allocator run here exactly as on a GPU, and their
+ * results must equal the CPU plan's bit for bit (same kernels, same order): plans, the
+ * trainer (with its last-partial-batch and evaluation plans and checkpoints), the benchmark
+ * and inference. Built only with CUDA (it needs the CUDA headers); runs in CI. */
+#include <cublasLt.h>
+#include <cuda_runtime.h>
+#include <cudnn.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "backend/backend.h"
+#include "backend/cuda/cuda_kernels.h"
+#include "kiln/bench.h"
+#include "kiln/cuda.h"
+#include "kiln/io.h"
+#include "kiln/train.h"
+#include "util.h"
+
+/* ---- the mock device ------------------------------------------------------------------------ */
+
+#define MAX_BLOCKS 8192
+#define MAX_CALLS 8192
+
+static struct {
+    char *p;
+    size_t n;
+} blocks[MAX_BLOCKS];
+static int n_blocks;
+static size_t capacity = (size_t)1 << 30, used;
+static long n_mallocs, n_launches, n_captures, violations;
+static char first_violation[512];
+static int capturing;
+static const kn__kargs *recorded[MAX_CALLS];
+static int n_recorded;
+
+typedef struct mock_graph {
+    int n;
+    const kn__kargs *calls[];
+} mock_graph;
+
+static void violation(const char *what)
+{
+    if (violations++ == 0)
+        snprintf(first_violation, sizeof first_violation, "%s", what);
+}
+
+static bool is_dev(const void *p, size_t n)
+{
+    const char *c = p;
+    for (int i = 0; i < n_blocks; i++)
+        if (c >= blocks[i].p && c + n <= blocks[i].p + blocks[i].n)
+            return true;
+    return false;
+}
+
+cudaError_t cudaGetDeviceCount(int *count)
+{
+    *count = 1;
+    return cudaSuccess;
+}
+
+cudaError_t cudaGetDeviceProperties(struct cudaDeviceProp *prop, int device)
+{
+    if (device != 0)
+        return cudaErrorInvalidDevice;
+    memset(prop, 0, sizeof *prop);
+    snprintf(prop->name, sizeof prop->name, "kiln mock GPU");
+    prop->major = 9;
+    prop->multiProcessorCount = 132;
+    return cudaSuccess;
+}
+
+cudaError_t cudaFuncGetAttributes(struct cudaFuncAttributes *attr, const void *func)
+{
+    (void)func;
+    memset(attr, 0, sizeof *attr);
+    return cudaSuccess;
+}
+
+cudaError_t cudaSetDevice(int device) { return device == 0 ? cudaSuccess : cudaErrorInvalidDevice; }
+cudaError_t cudaGetDevice(int *device)
+{
+    *device = 0;
+    return cudaSuccess;
+}
+cudaError_t cudaGetLastError(void) { return cudaSuccess; }
+
+cudaError_t cudaDeviceGetAttribute(int *value, enum cudaDeviceAttr attr, int device)
+{
+    (void)attr, (void)device;
+    *value = 132;
+    return cudaSuccess;
+}
+
+cudaError_t cudaStreamCreateWithFlags(cudaStream_t *s, unsigned int flags)
+{
+    (void)flags;
+    *s = (cudaStream_t)malloc(16);
+    return cudaSuccess;
+}
+cudaError_t cudaStreamDestroy(cudaStream_t s)
+{
+    free(s);
+    return cudaSuccess;
+}
+cudaError_t cudaStreamSynchronize(cudaStream_t s)
+{
+    (void)s;
+    if (capturing)
+        violation("cudaStreamSynchronize while capturing");
+    return capturing ? cudaErrorStreamCaptureUnsupported : cudaSuccess;
+}
+cudaError_t cudaEventCreateWithFlags(cudaEvent_t *e, unsigned int flags)
+{
+    (void)flags;
+    *e = (cudaEvent_t)malloc(16);
+    return cudaSuccess;
+}
+cudaError_t cudaEventDestroy(cudaEvent_t e)
+{
+    free(e);
+    return cudaSuccess;
+}
+cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s)
+{
+    (void)e, (void)s;
+    return cudaSuccess;
+}
+cudaError_t cudaStreamWaitEvent(cudaStream_t s, cudaEvent_t e, unsigned int flags)
+{
+    (void)s, (void)e, (void)flags;
+    return cudaSuccess;
+}
+
+cudaError_t cudaMalloc(void **p, size_t n)
+{
+    if (capturing)
+        violation("cudaMalloc while capturing");
+    if (n > capacity - used || n_blocks == MAX_BLOCKS)
+        return cudaErrorMemoryAllocation;
+    char *m = malloc(n ? n : 1);
+    if (!m)
+        return cudaErrorMemoryAllocation;
+    memset(m, 0xff, n); /* NaN floats: reading what nobody wrote shows */
+    blocks[n_blocks].p = m;
+    blocks[n_blocks++].n = n;
+    used += n;
+    n_mallocs++;
+    *p = m;
+    return cudaSuccess;
+}
+
+cudaError_t cudaFree(void *p)
+{
+    for (int i = 0; i < n_blocks; i++)
+        if (blocks[i].p == p) {
+            used -= blocks[i].n;
+            free(p);
+            blocks[i] = blocks[--n_blocks];
+            return cudaSuccess;
+        }
+    violation("cudaFree of something cudaMalloc did not return");
+    return cudaErrorInvalidValue;
+}
+
+cudaError_t cudaMemGetInfo(size_t *free_b, size_t *total)
+{
+    *free_b = capacity - used;
+    *total = capacity;
+    return cudaSuccess;
+}
+
+cudaError_t cudaMallocHost(void **p, size_t n)
+{
+    *p = malloc(n);
+    return *p ? cudaSuccess : cudaErrorMemoryAllocation;
+}
+cudaError_t cudaFreeHost(void *p)
+{
+    free(p);
+    return cudaSuccess;
+}
+cudaError_t cudaHostRegister(void *p, size_t n, unsigned int flags)
+{
+    (void)flags;
+    if (is_dev(p, n))
+        violation("cudaHostRegister of device memory");
+    return cudaSuccess;
+}
+cudaError_t cudaHostUnregister(void *p)
+{
+    (void)p;
+    return cudaSuccess;
+}
+
+static cudaError_t copy(void *dst, const void *src, size_t n, enum cudaMemcpyKind kind)
+{
+    char what[160];
+    if (capturing) {
+        violation("a copy while capturing: kiln's copies are not part of the graph");
+        return cudaErrorStreamCaptureUnsupported;
+    }
+    bool ok = kind == cudaMemcpyHostToDevice   ? is_dev(dst, n) && !is_dev(src, n)
+              : kind == cudaMemcpyDeviceToHost ? is_dev(src, n) && !is_dev(dst, n)
+                                               : false;
+    if (!ok) {
+        snprintf(what, sizeof what, "copy kind %d of %zu bytes: dst %s device, src %s device", (int)kind, n,
+                 is_dev(dst, n) ? "is" : "is not", is_dev(src, n) ? "is" : "is not");
+        violation(what);
+        return cudaErrorInvalidValue;
+    }
+    memmove(dst, src, n);
+    return cudaSuccess;
+}
+
+cudaError_t cudaMemcpy(void *dst, const void *src, size_t n, enum cudaMemcpyKind kind)
+{
+    return copy(dst, src, n, kind);
+}
+cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t n, enum cudaMemcpyKind kind, cudaStream_t s)
+{
+    (void)s;
+    return copy(dst, src, n, kind);
+}
+cudaError_t cudaMemsetAsync(void *p, int v, size_t n, cudaStream_t s)
+{
+    (void)s;
+    if (!is_dev(p, n)) {
+        violation("cudaMemsetAsync on host memory");
+        return cudaErrorInvalidValue;
+    }
+    memset(p, v, n);
+    return cudaSuccess;
+}
+
+cudaError_t cudaStreamBeginCapture(cudaStream_t s, enum cudaStreamCaptureMode mode)
+{
+    (void)s, (void)mode;
+    capturing = 1;
+    n_recorded = 0;
+    return cudaSuccess;
+}
+cudaError_t cudaStreamEndCapture(cudaStream_t s, cudaGraph_t *graph)
+{
+    (void)s;
+    capturing = 0;
+    mock_graph *g = malloc(sizeof *g + (size_t)n_recorded * sizeof g->calls[0]);
+    g->n = n_recorded;
+    memcpy(g->calls, recorded, (size_t)n_recorded * sizeof g->calls[0]);
+    *graph = (cudaGraph_t)g;
+    n_captures++;
+    return cudaSuccess;
+}
+cudaError_t cudaGraphInstantiate(cudaGraphExec_t *exec, cudaGraph_t graph, unsigned long long flags)
+{
+    (void)flags;
+    mock_graph *g = (mock_graph *)graph, *x = malloc(sizeof *x + (size_t)g->n * sizeof x->calls[0]);
+    memcpy(x, g, sizeof *g + (size_t)g->n * sizeof g->calls[0]);
+    *exec = (cudaGraphExec_t)x;
+    return cudaSuccess;
+}
+cudaError_t cudaGraphDestroy(cudaGraph_t g)
+{
+    free(g);
+    return cudaSuccess;
+}
+cudaError_t cudaGraphExecDestroy(cudaGraphExec_t x)
+{
+    free(x);
+    return cudaSuccess;
+}
+
+static kn_status run_kernel(const kn__kargs *a);
+
+cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t s)
+{
+    (void)s;
+    const mock_graph *x = (const mock_graph *)exec;
+    n_launches++;
+    for (int i = 0; i < x->n; i++)
+        if (run_kernel(x->calls[i]) != KN_OK)
+            return cudaErrorLaunchFailure;
+    return cudaSuccess;
+}
+
+cublasStatus_t cublasLtCreate(cublasLtHandle_t *h)
+{
+    *h = (cublasLtHandle_t)malloc(16);
+    return CUBLAS_STATUS_SUCCESS;
+}
+cublasStatus_t cublasLtDestroy(cublasLtHandle_t h)
+{
+    free(h);
+    return CUBLAS_STATUS_SUCCESS;
+}
+cudnnStatus_t cudnnCreate(cudnnHandle_t *h)
+{
+    *h = (cudnnHandle_t)malloc(16);
+    return CUDNN_STATUS_SUCCESS;
+}
+cudnnStatus_t cudnnDestroy(cudnnHandle_t h)
+{
+    free(h);
+    return CUDNN_STATUS_SUCCESS;
+}
+cudnnStatus_t cudnnSetStream(cudnnHandle_t h, cudaStream_t s)
+{
+    (void)h, (void)s;
+    return CUDNN_STATUS_SUCCESS;
+}
+
+/* ---- the mock kernel table: CPU kernels on device buffers ----------------------------------- */
+
+static kn__backend_kernel table[KN_OP_COUNT];
+static long n_device_steps;
+
+static kn_status run_kernel(const kn__kargs *a)
+{
+    const kn__cuda_ctx *c = a->device;
+    kn__kargs b = *a;
+    b.step = *c->step; /* what a graph-safe kernel reads */
+    char err[256] = "";
+    b.err = err;
+    b.err_size = sizeof err;
+    b.device = NULL;
+    kn_status rc = kn__cpu_kernel(a->node->op)->fn(&b);
+    if (rc == KN_ERR_RANGE) { /* a device kernel records bad data instead of returning it */
+        if (!c->data_error->code) {
+            c->data_error->code = KN_ERR_RANGE;
+            c->data_error->node = a->node->id;
+            c->data_error->index = -1;
+            c->data_error->value = -1;
+            c->data_error->limit = -1;
+        }
+        return KN_OK;
+    }
+    return rc;
+}
+
+static kn_status mock_kernel(const kn__kargs *a)
+{
+    const kn_node *n = a->node;
+    char what[200];
+    if (!a->device) {
+        violation("a CUDA kernel without a device context");
+        return KN_ERR_DEVICE;
+    }
+    if (a->dst && kn__nbytes(n) && !is_dev(a->dst, kn__nbytes(n))) {
+        snprintf(what, sizeof what, "%s (node %d): dst is not device memory", kn__op_names[n->op], n->id);
+        violation(what);
+    }
+    for (int i = 0; i < n->nsrc; i++)
+        if (kn__nbytes(n->src[i]) && !is_dev(a->src[i], kn__nbytes(n->src[i]))) {
+            snprintf(what, sizeof what, "%s (node %d): src %d is not device memory", kn__op_names[n->op], n->id, i);
+            violation(what);
+        }
+    if (a->work && !is_dev(a->work, 1))
+        violation("workspace is not device memory");
+    n_device_steps++;
+    if (capturing) {
+        if (n_recorded == MAX_CALLS)
+            return KN_ERR_OOM;
+        recorded[n_recorded++] = a;
+        return KN_OK;
+    }
+    return run_kernel(a);
+}
+
+const kn__backend_kernel *kn__cuda_kernel(int op)
+{
+    if (op < 0 || op >= KN_OP_COUNT)
+        return NULL;
+    const kn__backend_kernel *c = kn__cpu_kernel(op);
+    if (!c)
+        return NULL;
+    table[op].fn = mock_kernel;
+    table[op].workspace = c->workspace;
+    table[op].supports = NULL;
+    return &table[op];
+}
+
+bool kn__cuda_supports(const kn_node *n)
+{
+    const char *env = getenv("KILN_CUDA_FALLBACK_OPS");
+    if (env && *env) {
+        const char *name = kn__op_names[n->op];
+        size_t len = strlen(name);
+        for (const char *s = env; *s;) {
+            size_t k = strcspn(s, ",");
+            if (k == len && !strncmp(s, name, k))
+                return false;
+            s += k + (s[k] == ',');
+        }
+    }
+    return kn__cpu_supports(n) && kn__cuda_kernel(n->op);
+}
+
+/* ---- a small MLP training step --------------------------------------------------------------- */
+
+enum { B = 16, D = 12, H = 20, C = 10 };
+
+typedef struct mlp {
+    kn_graph *g;
+    kn_node *x, *y, *lr, *loss, *logits;
+    kn_node *params[4];
+    kn_node *outs[8];
+    int n_outs;
+} mlp;
+
+static void mlp_build(mlp *m, double dropout)
+{
+    memset(m, 0, sizeof *m);
+    kn_graph *g = m->g = kn_graph_new();
+    kn_graph_set_seed(g, 7);
+    m->x = kn_graph_input(g, "x", KN_F32, 2, (int64_t[]){B, D});
+    m->y = kn_graph_input(g, "y", KN_I32, 1, (int64_t[]){B});
+    m->lr = kn_graph_input(g, "lr", KN_F32, 0, NULL);
+    m->params[0] = kn_graph_param(g, "w1", KN_F32, 2, (int64_t[]){H, D}, true);
+    m->params[1] = kn_graph_param(g, "b1", KN_F32, 1, (int64_t[]){H}, true);
+    m->params[2] = kn_graph_param(g, "w2", KN_F32, 2, (int64_t[]){C, H}, true);
+    m->params[3] = kn_graph_param(g, "b2", KN_F32, 1, (int64_t[]){C}, true);
+    for (int i = 0; i < 4; i++)
+        kn_graph_param_init(g, m->params[i], KN_INIT_UNIFORM, -0.4, 0.4);
+    kn_node *h = kn_graph_relu(g, kn_graph_linear(g, m->x, m->params[0], m->params[1]));
+    if (dropout > 0)
+        h = kn_graph_dropout(g, h, dropout);
+    /* a constant in the step: scaled logits (uploaded once at compile) */
+    m->logits = kn_graph_mul(g, kn_graph_linear(g, h, m->params[2], m->params[3]), kn_graph_scalar(g, KN_F32, 1.5));
+    m->loss = kn_graph_softmax_cross_entropy(g, m->logits, m->y);
+    kn_node *grads[4] = {0};
+    kn_graph_backward(g, m->loss, m->params, 4, grads);
+    m->outs[m->n_outs++] = m->loss;
+    m->outs[m->n_outs++] = m->logits;
+    for (int i = 0; i < 4; i++)
+        m->outs[m->n_outs++] = kn_graph_sgd_update(g, m->params[i], grads[i], m->lr, NULL, 0, 0, false);
+    CHECK(kn_graph_status(g) == KN_OK, "building the MLP: %s", kn_graph_error(g));
+}
+
+static kn_plan *compile(mlp *m, kn_backend_kind backend, bool training)
+{
+    kn_plan *p = NULL;
+    kn_plan_opts o = {.backend = backend, .training = training, .threads = 1};
+    kn_status st = training ? kn_plan_compile(&p, m->g, m->outs, m->n_outs, &o)
+                            : kn_plan_compile(&p, m->g, &m->logits, 1, &o);
+    CHECK(st == KN_OK && p, "compiling on backend %d: %s: %s", (int)backend, kn_status_name(st), kn_plan_last_error());
+    return p;
+}
+
+static void feed(kn_plan *p, const mlp *m, int step, bool labels)
+{
+    float *x = kn_plan_input_data(p, m->x);
+    CHECK(x != NULL, "no x buffer");
+    for (int i = 0; x && i < B * D; i++)
+        x[i] = (float)kn_rng_uniform(11, (uint64_t)step, (uint64_t)i) * 2 - 1;
+    if (!labels)
+        return;
+    int32_t *y = kn_plan_input_data(p, m->y);
+    float *lr = kn_plan_input_data(p, m->lr);
+    for (int i = 0; y && i < B; i++)
+        y[i] = (int32_t)((i * 7 + step) % C);
+    if (lr)
+        *lr = 0.2f;
+}
+
+static bool same(const void *a, const void *b, size_t n) { return a && b && !memcmp(a, b, n); }
+
+/* The device plan and the CPU plan, step by step: bit-identical losses, logits, parameters. */
+static void lockstep(const char *what, mlp *dm, kn_plan *dp, mlp *cm, kn_plan *cp, int steps)
+{
+    for (int s = 0; s < steps; s++) {
+        feed(dp, dm, s, true);
+        feed(cp, cm, s, true);
+        kn_status st = kn_plan_run(dp);
+        CHECK(st == KN_OK, "%s step %d: %s: %s", what, s, kn_status_name(st), kn_plan_error(dp));
+        CHECK_OK(kn_plan_run(cp));
+        CHECK(same(kn_plan_data(dp, dm->loss), kn_plan_data(cp, cm->loss), sizeof(float)),
+              "%s step %d: loss %.9g on the mock GPU, %.9g on the CPU", what, s, kn_plan_scalar(dp, dm->loss),
+              kn_plan_scalar(cp, cm->loss));
+        CHECK(same(kn_plan_data(dp, dm->logits), kn_plan_data(cp, cm->logits), sizeof(float) * B * C),
+              "%s step %d: logits differ", what, s);
+    }
+    for (int i = 0; i < 4; i++)
+        CHECK(same(kn_graph_param_data(dm->g, dm->params[i]), kn_graph_param_data(cm->g, cm->params[i]),
+                   kn__nbytes(dm->params[i])),
+              "%s: parameter %d differs after %d steps", what, i, steps);
+}
+
+static void test_plan(const char *what, double dropout, const char *fallback_ops, bool graphs)
+{
+    if (fallback_ops)
+        setenv("KILN_CUDA_FALLBACK_OPS", fallback_ops, 1);
+    if (!graphs)
+        setenv("KILN_CUDA_GRAPHS", "0", 1);
+    mlp dm, cm;
+    mlp_build(&dm, dropout);
+    mlp_build(&cm, dropout);
+    kn_plan *dp = compile(&dm, KN_BACKEND_CUDA, true), *cp = compile(&cm, KN_BACKEND_CPU, true);
+    unsetenv("KILN_CUDA_FALLBACK_OPS");
+    unsetenv("KILN_CUDA_GRAPHS");
+    long launches = n_launches;
+    if (dp && cp) {
+        CHECK(kn_plan_backend(dp) == KN_BACKEND_CUDA && kn_plan_device(dp) == 0, "backend/device");
+        CHECK((kn_plan_num_fallbacks(dp) > 0) == (fallback_ops != NULL), "%s: %d fallback steps", what,
+              kn_plan_num_fallbacks(dp));
+        lockstep(what, &dm, dp, &cm, cp, 6);
+        bool graph = graphs && !fallback_ops;
+        CHECK(kn_plan_uses_cuda_graph(dp) == graph, "%s: uses a CUDA graph: %d", what, kn_plan_uses_cuda_graph(dp));
+        CHECK((n_launches - launches == 5) == graph, "%s: %ld graph launches in 6 runs", what, n_launches - launches);
+    }
+    kn_plan_free(dp);
+    kn_plan_free(cp);
+    kn_graph_free(dm.g);
+    kn_graph_free(cm.g);
+}
+
+/* A training plan and an inference plan on one graph (the trainer's pattern) alternate, on
+ * the mock GPU and on the CPU; host writes in between. */
+static void test_holders(void)
+{
+    mlp dm, cm;
+    mlp_build(&dm, 0.1);
+    mlp_build(&cm, 0.1);
+    kn_plan *dt = compile(&dm, KN_BACKEND_CUDA, true), *ct = compile(&cm, KN_BACKEND_CPU, true);
+    kn_plan *de = compile(&dm, KN_BACKEND_CUDA, false), *ce = compile(&cm, KN_BACKEND_CPU, false);
+    kn_plan *dc = compile(&dm, KN_BACKEND_CPU, false); /* a CPU plan on the device graph */
+    if (dt && ct && de && ce && dc) {
+        for (int r = 0; r < 4; r++) {
+            lockstep("holders", &dm, dt, &cm, ct, 2);
+            feed(de, &dm, 100 + r, false);
+            feed(ce, &cm, 100 + r, false);
+            feed(dc, &dm, 100 + r, false);
+            CHECK_OK(kn_plan_run(de));
+            CHECK_OK(kn_plan_run(ce));
+            CHECK_OK(kn_plan_run(dc));
+            CHECK(same(kn_plan_data(de, dm.logits), kn_plan_data(ce, cm.logits), sizeof(float) * B * C),
+                  "round %d: the evaluation plan on the mock GPU differs", r);
+            CHECK(same(kn_plan_data(dc, dm.logits), kn_plan_data(ce, cm.logits), sizeof(float) * B * C),
+                  "round %d: a CPU plan on the graph a GPU plan trained differs", r);
+            if (r == 2) { /* host writes reach the device */
+                float *b2 = kn_graph_param_data(dm.g, dm.params[3]), *c2 = kn_graph_param_data(cm.g, cm.params[3]);
+                for (int k = 0; b2 && c2 && k < C; k++)
+                    b2[k] = c2[k] = (float)k;
+            }
+        }
+    }
+    kn_plan_free(dt);
+    /* freeing the plan that held the newest values hands them back */
+    for (int i = 0; i < 4; i++)
+        CHECK(same(kn_graph_param_data(dm.g, dm.params[i]), kn_graph_param_data(cm.g, cm.params[i]),
+                   kn__nbytes(dm.params[i])),
+              "parameter %d differs after freeing the plans", i);
+    kn_plan_free(ct);
+    kn_plan_free(de);
+    kn_plan_free(ce);
+    kn_plan_free(dc);
+    kn_graph_free(dm.g);
+    kn_graph_free(cm.g);
+}
+
+static void test_bad_label(void)
+{
+    mlp m;
+    mlp_build(&m, 0);
+    kn_plan *p = compile(&m, KN_BACKEND_CUDA, true);
+    for (int r = 0; p && r < 4; r++) { /* eager, captured, replayed */
+        feed(p, &m, r, true);
+        int32_t *y = kn_plan_input_data(p, m.y);
+        if (r % 2)
+            y[3] = C;
+        kn_status st = kn_plan_run(p);
+        if (r % 2) {
+            CHECK(st == KN_ERR_RANGE, "run %d: a label of %d with %d classes gave %s", r, C, C, kn_status_name(st));
+            CHECK(strstr(kn_plan_error(p), "softmax_cross_entropy (node"), "message: %s", kn_plan_error(p));
+        } else {
+            CHECK(st == KN_OK, "run %d after bad data: %s: %s", r, kn_status_name(st), kn_plan_error(p));
+        }
+    }
+    kn_plan_free(p);
+    kn_graph_free(m.g);
+}
+
+static void test_allocator(void)
+{
+    mlp m;
+    mlp_build(&m, 0);
+    kn_cuda_cache_stats a, b, c;
+    kn_plan *p = compile(&m, KN_BACKEND_CUDA, true);
+    long mallocs = n_mallocs;
+    for (int r = 0; p && r < 5; r++) {
+        feed(p, &m, r, true);
+        CHECK_OK(kn_plan_run(p));
+    }
+    CHECK(n_mallocs == mallocs, "%ld cudaMalloc calls while running", n_mallocs - mallocs);
+    CHECK_OK(kn_cuda_cache_get_stats(0, &a));
+    kn_plan_free(p);
+    CHECK_OK(kn_cuda_cache_get_stats(0, &b));
+    CHECK(b.in_use < a.in_use && b.held == a.held, "freeing: in use %zu → %zu, held %zu → %zu", a.in_use, b.in_use,
+          a.held, b.held);
+    p = compile(&m, KN_BACKEND_CUDA, true);
+    CHECK_OK(kn_cuda_cache_get_stats(0, &c));
+    CHECK(c.mallocs == b.mallocs && c.hits > b.hits && n_mallocs == mallocs,
+          "recompiling: %llu cudaMalloc calls, %llu hits", (unsigned long long)(c.mallocs - b.mallocs),
+          (unsigned long long)(c.hits - b.hits));
+    kn_plan_free(p);
+
+    /* out of memory: a plan bigger than what is free plus what the cache holds idle; the idle
+     * blocks are released before the request fails */
+    size_t old = capacity, idle = c.held - c.in_use;
+    capacity = used + ((size_t)4 << 20);
+    int64_t rows = (int64_t)((idle + ((size_t)40 << 20)) / (4 * 4096));
+    kn_graph *g = kn_graph_new();
+    kn_node *x = kn_graph_input(g, "x", KN_F32, 2, (int64_t[]){rows, 4096});
+    kn_node *y = kn_graph_relu(g, x);
+    kn_plan_opts o = {.backend = KN_BACKEND_CUDA};
+    kn_status st = kn_plan_compile(&p, g, &y, 1, &o);
+    const char *msg = kn_plan_last_error();
+    CHECK(st == KN_ERR_OOM && !p, "%lld MiB with %zu MiB idle on a device with 4 MiB free: %s", (long long)rows / 64,
+          idle >> 20, kn_status_name(st));
+    CHECK(strstr(msg, "plan: out of memory on cuda:0: requested ") && strstr(msg, "kiln's cache holds"),
+          "message: %s", msg);
+    kn_cuda_cache_stats d;
+    CHECK_OK(kn_cuda_cache_get_stats(0, &d));
+    CHECK(d.frees > c.frees && d.held < c.held, "after OOM: %llu blocks released, held %zu (was %zu)",
+          (unsigned long long)(d.frees - c.frees), d.held, c.held);
+    printf("OOM message: %s\n", msg);
+    capacity = old;
+    st = kn_plan_compile(&p, g, &y, 1, &o);
+    CHECK(st == KN_OK, "after memory came back: %s: %s", kn_status_name(st), kn_plan_last_error());
+    kn_plan_free(p);
+    kn_graph_free(g);
+}
+
+/* ---- the trainer, the benchmark and inference ------------------------------------------------ */
+
+static const char model_text[] = "train optimizer=adam lr=0.01 batch=32 epochs=2 schedule=cosine\n"
+                                 "input 1 6 6\nflatten\ndense 24\nrelu\ndropout 0.2\ndense 10\n";
+
+static void make_data(kn_dataset *ds, uint8_t *x, int32_t *y, int64_t n, uint64_t seed, const char *name)
+{
+    memset(ds, 0, sizeof *ds);
+    ds->n = n;
+    ds->ndim = 3;
+    ds->shape[0] = 1, ds->shape[1] = 6, ds->shape[2] = 6;
+    ds->dtype = KN_U8;
+    ds->classes = 10;
+    ds->x = x;
+    ds->y = y;
+    snprintf(ds->name, sizeof ds->name, "%s", name);
+    for (int64_t i = 0; i < n; i++) {
+        y[i] = (int32_t)(i % 10);
+        for (int k = 0; k < 36; k++) /* learnable: the label brightens one pixel row */
+            x[i * 36 + k] = (uint8_t)(kn_rng_uniform(seed, (uint64_t)i, (uint64_t)k) * 128 + (k / 6 == y[i] % 6) * 100);
+    }
+}
+
+static bool read_file(const char *path, char **data, long *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return false;
+    fseek(f, 0, SEEK_END);
+    *len = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    *data = malloc((size_t)*len + 1);
+    bool ok = *data && fread(*data, 1, (size_t)*len, f) == (size_t)*len;
+    fclose(f);
+    return ok;
+}
+
+static void test_trainer(void)
+{
+    static uint8_t xtr[300 * 36], xte[100 * 36];
+    static int32_t ytr[300], yte[100];
+    kn_dataset train, test;
+    make_data(&train, xtr, ytr, 300, 1, "mock/train");
+    make_data(&test, xte, yte, 100, 2, "mock/test");
+    kn_model *m = NULL;
+    kn_error err = {0};
+    CHECK_OK(kn_model_parse(&m, model_text, "mock", &err));
+    if (!m)
+        return;
+    char dirs[2][64];
+    kn_train_result res[2];
+    long n0 = n_launches;
+    for (int k = 0; k < 2; k++) {
+        snprintf(dirs[k], sizeof dirs[k], "/tmp/kiln-mock-XXXXXX");
+        CHECK(mkdtemp(dirs[k]) != NULL, "mkdtemp");
+        kn_train_opts o;
+        kn_train_opts_defaults(&o);
+        o.recipe = *kn_model_recipe(m);
+        o.recipe.val_split = 0.1; /* 270 training examples: a last partial batch of 14 */
+        o.threads = 1;
+        o.out_dir = dirs[k];
+        o.backend = k ? KN_BACKEND_CUDA : KN_BACKEND_CPU;
+        kn_status st = kn_train(m, &train, &test, &o, &res[k], &err);
+        CHECK(st == KN_OK, "training on %s: %s", k ? "the mock GPU" : "the CPU", err.msg);
+        if (st)
+            return;
+    }
+    CHECK(n_launches > n0, "the trainer's plans never replayed a CUDA graph");
+    CHECK(res[0].n_logs == 2 && res[1].n_logs == 2, "epochs logged: %d, %d", res[0].n_logs, res[1].n_logs);
+    for (int e = 0; e < res[0].n_logs && e < res[1].n_logs; e++) {
+        const kn_epoch_log *a = &res[0].logs[e], *b = &res[1].logs[e];
+        CHECK(a->train_loss == b->train_loss && a->val_loss == b->val_loss && a->test_acc == b->test_acc,
+              "epoch %d: train loss %.9g / %.9g, val loss %.9g / %.9g, test accuracy %.4f / %.4f", e + 1,
+              a->train_loss, b->train_loss, a->val_loss, b->val_loss, a->test_acc, b->test_acc);
+    }
+    printf("trainer on the mock GPU: test accuracy %.4f (CPU %.4f)\n", res[1].test.accuracy, res[0].test.accuracy);
+    char path[2][128], *data[2] = {NULL, NULL};
+    long len[2] = {0, 0};
+    for (int k = 0; k < 2; k++) {
+        snprintf(path[k], sizeof path[k], "%s/model.safetensors", dirs[k]);
+        CHECK(read_file(path[k], &data[k], &len[k]), "reading %s", path[k]);
+    }
+    /* the tensors must be identical; the metadata holds timings (kiln.history) */
+    uint64_t h[2] = {0, 0};
+    for (int k = 0; k < 2; k++)
+        for (int i = 0; data[k] && len[k] >= 8 && i < 8; i++)
+            h[k] |= (uint64_t)(unsigned char)data[k][i] << (8 * i);
+    bool ok = data[0] && data[1] && h[0] + 8 <= (uint64_t)len[0] && h[1] + 8 <= (uint64_t)len[1] &&
+              len[0] - (long)h[0] == len[1] - (long)h[1] &&
+              !memcmp(data[0] + 8 + h[0], data[1] + 8 + h[1], (size_t)(len[0] - 8 - (long)h[0]));
+    CHECK(ok, "the checkpoints' tensors differ (%ld and %ld bytes, headers %llu and %llu)", len[0], len[1],
+          (unsigned long long)h[0], (unsigned long long)h[1]);
+    free(data[0]);
+    free(data[1]);
+
+    /* inference from the checkpoint on the mock GPU equals the CPU's */
+    kn_infer *ic = NULL, *ig = NULL;
+    kn_eval_result ec = {0}, eg = {0};
+    CHECK_OK(kn_infer_load(&ic, path[0], 32, 1, &err));
+    CHECK_OK(kn_infer_load_on(&ig, path[0], 32, 1, KN_BACKEND_CUDA, 0, &err));
+    if (ic && ig) {
+        CHECK_OK(kn_infer_evaluate(ic, &test, &ec, &err));
+        CHECK_OK(kn_infer_evaluate(ig, &test, &eg, &err));
+        CHECK(ec.loss == eg.loss && ec.accuracy == eg.accuracy, "inference: loss %.9g / %.9g", ec.loss, eg.loss);
+    }
+    kn_eval_result_free(&ec);
+    kn_eval_result_free(&eg);
+    kn_infer_free(ic);
+    kn_infer_free(ig);
+
+    /* the benchmark on the mock GPU */
+    kn_bench_opts bo;
+    kn_bench_opts_defaults(&bo);
+    bo.backend = KN_BACKEND_CUDA;
+    bo.steps = 4;
+    bo.threads = 1;
+    kn_bench_result br;
+    kn_status st = kn_bench(m, &bo, &br, &err);
+    CHECK(st == KN_OK, "bench: %s", err.msg);
+    CHECK(st || (br.backend == KN_BACKEND_CUDA && br.device == 0 && br.cuda_graph &&
+                 !strcmp(br.device_name, "kiln mock GPU") && br.fallbacks == 0),
+          "bench: backend %d device %d graph %d name '%s' fallbacks %d", (int)br.backend, br.device, br.cuda_graph,
+          br.device_name, br.fallbacks);
+    for (int k = 0; k < 2; k++) {
+        kn_train_result_free(&res[k]);
+        char cmd[256];
+        snprintf(cmd, sizeof cmd, "rm -rf %s", dirs[k]);
+        CHECK(system(cmd) == 0, "%s", cmd);
+    }
+    kn_model_free(m);
+}
+
+int main(void)
+{
+    CHECK(kn_cuda_built(), "this test needs a CUDA build");
+    test_plan("plain", 0, NULL, true);
+    test_plan("dropout", 0.3, NULL, true);
+    test_plan("eager", 0.3, NULL, false);
+    test_plan("fallback", 0.3, "relu,softmax_cross_entropy,sgd_update", true);
+    test_holders();
+    test_bad_label();
+    test_allocator();
+    test_trainer();
+    CHECK(violations == 0, "%ld violations of the device model, the first: %s", violations, first_violation);
+    printf("mock GPU: %ld cudaMalloc calls, %ld captures, %ld graph launches, %ld device kernel calls\n", n_mallocs,
+           n_captures, n_launches, n_device_steps);
+    return kt_finish("test_cuda_mock");
+}
