@@ -640,6 +640,7 @@ static void test_allocator(void)
     CHECK(st == KN_OK, "after memory came back: %s: %s", kn_status_name(st), kn_plan_last_error());
     kn_plan_free(p);
     kn_graph_free(g);
+    kn_graph_free(m.g);
 }
 
 /* ---- the trainer, the benchmark and inference ------------------------------------------------ */
