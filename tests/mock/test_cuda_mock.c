@@ -39,7 +39,7 @@ static struct {
 } blocks[MAX_BLOCKS];
 static int n_blocks;
 static size_t capacity = (size_t)1 << 30, used;
-static long n_mallocs, n_launches, n_captures, violations;
+static long n_mallocs, n_launches, n_captures, violations, n_d2h;
 static char first_violation[512];
 static int capturing;
 static const kn__kargs *recorded[MAX_CALLS];
@@ -222,6 +222,7 @@ static cudaError_t copy(void *dst, const void *src, size_t n, enum cudaMemcpyKin
         return cudaErrorInvalidValue;
     }
     memmove(dst, src, n);
+    n_d2h += kind == cudaMemcpyDeviceToHost;
     return cudaSuccess;
 }
 
@@ -485,11 +486,14 @@ static void lockstep(const char *what, mlp *dm, kn_plan *dp, mlp *cm, kn_plan *c
         kn_status st = kn_plan_run(dp);
         CHECK(st == KN_OK, "%s step %d: %s: %s", what, s, kn_status_name(st), kn_plan_error(dp));
         CHECK_OK(kn_plan_run(cp));
+        long d2h = n_d2h;
         CHECK(same(kn_plan_data(dp, dm->loss), kn_plan_data(cp, cm->loss), sizeof(float)),
               "%s step %d: loss %.9g on the mock GPU, %.9g on the CPU", what, s, kn_plan_scalar(dp, dm->loss),
               kn_plan_scalar(cp, cm->loss));
         CHECK(same(kn_plan_data(dp, dm->logits), kn_plan_data(cp, cm->logits), sizeof(float) * B * C),
               "%s step %d: logits differ", what, s);
+        CHECK(n_d2h == d2h, "%s step %d: reading the loss and logits copied %ld times (they come with the run)", what,
+              s, n_d2h - d2h);
     }
     for (int i = 0; i < 4; i++)
         CHECK(same(kn_graph_param_data(dm->g, dm->params[i]), kn_graph_param_data(cm->g, cm->params[i]),

@@ -28,6 +28,7 @@
 
 #define GEMM_WORKSPACE_BYTES ((size_t)32 << 20)
 #define MAX_LOGGED_FALLBACKS 8
+#define PREFETCH_BYTES ((size_t)1 << 20)
 
 typedef struct dstep {
     int s;                          /* plan step */
@@ -58,6 +59,10 @@ struct kn__cuda_plan {
     int n_steps, n_fallbacks;
     int *inputs;                    /* IR indices of the inputs held in the arena */
     int n_inputs;
+    int *small_outputs;             /* IR indices of outputs ≤ PREFETCH_BYTES in the arena: copied to the
+                                       host mirror at the end of every run (one wait, not one per read) */
+    int n_small_outputs;
+    bool outputs_fresh;             /* the host mirror holds the last run's small outputs */
     cudaGraphExec_t exec;           /* the captured run, or NULL */
     int graph_state;                /* 0 = not yet tried, 1 = captured, -1 = off */
     int runs;
@@ -215,6 +220,7 @@ void kn__cuda_plan_free(kn__cuda_plan *d)
     (void)cudaGetLastError();
     kn__free(d->steps);
     kn__free(d->inputs);
+    kn__free(d->small_outputs);
     kn__free(d->const_off);
     kn__free(d);
 }
@@ -376,6 +382,19 @@ static kn_status make_steps(kn__cuda_plan *d, char *msg, size_t size)
         const kn__ir_node *v = &ir->nodes[i];
         if (v->node->op == KN_OP_INPUT && (v->flags & KN__IR_LIVE) && v->storage >= 0 && kn__nbytes(v->node))
             d->inputs[d->n_inputs++] = i;
+    }
+    /* small outputs (loss, logits, metrics) come down with the run: the trainer reads them all */
+    d->small_outputs = kn__alloc((size_t)(ir->n_outputs ? ir->n_outputs : 1) * sizeof(int));
+    if (!d->small_outputs) {
+        snprintf(msg, size, "out of memory");
+        return KN_ERR_OOM;
+    }
+    for (int k = 0; k < ir->n_outputs; k++) {
+        int o = ir->outputs[k];
+        size_t bytes = kn__nbytes(ir->nodes[kn__ir_rep(ir, o)].node);
+        if (!is_constant(ir, o) && !is_param(ir, o) && bytes && bytes <= PREFETCH_BYTES && kn__plan_addr(d->p, o) &&
+            dev_addr(d, o))
+            d->small_outputs[d->n_small_outputs++] = o;
     }
     return KN_OK;
 }
@@ -595,6 +614,13 @@ kn_status kn__cuda_plan_run(kn__cuda_plan *d, char *msg, size_t size)
         st = kn__cuda_status(cudaGraphLaunch(d->exec, s), "cudaGraphLaunch", msg, size);
     else if (!st)
         st = enqueue_steps(d, msg, size);
+    d->outputs_fresh = false;
+    for (int k = 0; k < d->n_small_outputs && !st; k++) {
+        int o = d->small_outputs[k];
+        st = kn__cuda_status(cudaMemcpyAsync((void *)kn__plan_addr(d->p, o), dev_addr(d, o),
+                                             kn__nbytes(d->ir->nodes[kn__ir_rep(d->ir, o)].node), cudaMemcpyDeviceToHost, s),
+                             "copying the outputs to the host", msg, size);
+    }
     if (!st)
         st = kn__cuda_status(cudaMemcpyAsync(d->pinned + 64, d->ctx.data_error, sizeof(kn__cuda_data_error),
                                              cudaMemcpyDeviceToHost, s),
@@ -606,6 +632,7 @@ kn_status kn__cuda_plan_run(kn__cuda_plan *d, char *msg, size_t size)
         return st;
     }
     d->runs++;
+    d->outputs_fresh = true;
     return check_data_error(d, msg, size);
 }
 
@@ -620,6 +647,10 @@ kn_status kn__cuda_plan_fetch(kn__cuda_plan *d, int i, char *msg, size_t size)
     size_t bytes = kn__nbytes(ir->nodes[kn__ir_rep(ir, i)].node);
     if (!h || !dv || !bytes)
         return KN_OK;
+    for (int k = 0; d->outputs_fresh && k < d->n_small_outputs; k++) /* came down with the run */
+        if (dev_addr(d, d->small_outputs[k]) == dv &&
+            kn__nbytes(ir->nodes[kn__ir_rep(ir, d->small_outputs[k])].node) >= bytes)
+            return KN_OK;
     kn_status st = kn__cuda_status(cudaSetDevice(d->device), "cudaSetDevice", msg, size);
     if (!st)
         st = kn__cuda_status(cudaMemcpyAsync(h, dv, bytes, cudaMemcpyDeviceToHost, d->ctx.stream),
