@@ -82,6 +82,11 @@ def main():
             "checks passed", "failed", "Error", "error"))]
         lines += ["", f"## {title}", "", "```"] + keep[-40:] + ["```"]
 
+    prof = read(os.path.join(log, "kiln_profile.log")).strip()
+    if prof:
+        lines += ["", "## Where the time goes (kiln bench --device cuda --profile, model_b batch 512)", "", "```"]
+        lines += prof.splitlines()[-60:] + ["```"]
+
     bad = [s for s in steps if not read(os.path.join(log, s + ".status")).startswith("rc=0")]
     for s in bad:
         tail = read(os.path.join(log, s + ".log")).splitlines()[-30:]

@@ -63,8 +63,9 @@ typedef struct kn_plan_opts {
      * with KN_ERR_RANGE and a message naming the op, the node, the element and whether an
      * input already held one (slow: for finding where a NaN starts). */
     bool debug_numerics;
-    /* Time every step of every run (a monotonic clock around each kernel call); read with
-     * kn_plan_write_profile. Costs two clock reads per step. */
+    /* Time every step of every run (a monotonic clock around each kernel call; on CUDA, events
+     * around each kernel, and no CUDA graph); read with kn_plan_write_profile. Costs two clock
+     * reads (events) per step. */
     bool profile;
     /* KN_BACKEND_CUDA: the device ordinal (0 = the first GPU). */
     int device;

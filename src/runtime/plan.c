@@ -180,10 +180,6 @@ kn_status kn_plan_compile(kn_plan **out, kn_graph *g, kn_node *const *outputs, i
         return compile_fail(p, KN_ERR_UNSUPPORTED,
                             "plan: debug_numerics checks every value on the host: use the CPU backend "
                             "(--device cpu) to find where a NaN starts");
-    if (cuda && p->opts.profile)
-        return compile_fail(p, KN_ERR_UNSUPPORTED,
-                            "plan: the per-kernel profile is CPU-only for now: use the CPU backend "
-                            "(--device cpu), or Nsight Systems on the GPU");
     /* A CUDA plan's host side (folding, fallback steps) uses the CPU kernels. */
     kn_backend_kind host_backend = cuda ? KN_BACKEND_CPU : p->opts.backend;
     p->param_bytes = g->param_bytes;
@@ -317,6 +313,7 @@ const kn_plan_opts *kn__plan_opts(const kn_plan *p) { return &p->opts; }
 int kn__plan_step_node(const kn_plan *p, int s) { return p->steps[s].v; }
 const kn__kargs *kn__plan_step_args(const kn_plan *p, int s) { return &p->steps[s].args; }
 size_t kn__plan_param_bytes(const kn_plan *p) { return p->param_bytes; }
+void kn__plan_add_step_seconds(kn_plan *p, int s, double seconds) { p->steps[s].seconds += seconds; }
 
 static void refresh(kn_plan *p)
 {

@@ -39,5 +39,6 @@ const kn__kargs *kn__plan_step_args(const kn_plan *p, int s); /* host arguments 
  * the plan's step counter drives randomness); message in the plan's error buffer. */
 kn_status kn__plan_run_step_host(kn_plan *p, int s);
 size_t kn__plan_param_bytes(const kn_plan *p);               /* graph parameter bytes at compile */
+void kn__plan_add_step_seconds(kn_plan *p, int s, double seconds); /* opts.profile: time of step s */
 
 #endif

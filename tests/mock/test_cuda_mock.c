@@ -138,6 +138,12 @@ cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s)
     (void)e, (void)s;
     return cudaSuccess;
 }
+cudaError_t cudaEventElapsedTime(float *ms, cudaEvent_t start, cudaEvent_t end)
+{
+    (void)start, (void)end;
+    *ms = 0.25f;
+    return cudaSuccess;
+}
 cudaError_t cudaStreamWaitEvent(cudaStream_t s, cudaEvent_t e, unsigned int flags)
 {
     (void)s, (void)e, (void)flags;
@@ -573,6 +579,35 @@ static void test_holders(void)
     kn_graph_free(cm.g);
 }
 
+/* The per-kernel profile on CUDA: events around every kernel, no graph. */
+static void test_profile(void)
+{
+    mlp m;
+    mlp_build(&m, 0);
+    kn_plan *p = NULL;
+    kn_plan_opts o = {.backend = KN_BACKEND_CUDA, .training = true, .threads = 1, .profile = true};
+    CHECK_OK(kn_plan_compile(&p, m.g, m.outs, m.n_outs, &o));
+    for (int r = 0; p && r < 3; r++) {
+        feed(p, &m, r, true);
+        CHECK_OK(kn_plan_run(p));
+    }
+    if (p) {
+        CHECK(!kn_plan_uses_cuda_graph(p), "a profiled plan replays a CUDA graph");
+        char *buf = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&buf, &len);
+        CHECK_OK(kn_plan_write_profile(p, f, 5));
+        fclose(f);
+        char want[64]; /* 0.25 ms per kernel (the mock's events) */
+        snprintf(want, sizeof want, "%.3f ms per run", 0.25 * kn_plan_num_steps(p));
+        CHECK(buf && strstr(buf, "profile over 3 runs") && strstr(buf, want), "profile (want '%s'):\n%s", want,
+              buf ? buf : "");
+        free(buf);
+    }
+    kn_plan_free(p);
+    kn_graph_free(m.g);
+}
+
 static void test_bad_label(void)
 {
     mlp m;
@@ -788,6 +823,7 @@ int main(void)
     test_plan("fallback", 0.3, "relu,softmax_cross_entropy,sgd_update", true);
     test_holders();
     test_bad_label();
+    test_profile();
     test_allocator();
     test_trainer();
     CHECK(violations == 0, "%ld violations of the device model, the first: %s", violations, first_violation);

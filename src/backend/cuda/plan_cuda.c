@@ -22,6 +22,7 @@
 #endif
 
 #include "../../core/alloc.h"
+#include "../../core/core_internal.h"
 #include "../../runtime/plan_device.h"
 #include "cuda_internal.h"
 #include "cuda_kernels.h"
@@ -63,6 +64,7 @@ struct kn__cuda_plan {
                                        host mirror at the end of every run (one wait, not one per read) */
     int n_small_outputs;
     bool outputs_fresh;             /* the host mirror holds the last run's small outputs */
+    cudaEvent_t *ev;                /* opts.profile: two timing events per step, else NULL */
     cudaGraphExec_t exec;           /* the captured run, or NULL */
     int graph_state;                /* 0 = not yet tried, 1 = captured, -1 = off */
     int runs;
@@ -213,6 +215,10 @@ void kn__cuda_plan_free(kn__cuda_plan *d)
 #endif
     if (d->uploaded)
         (void)cudaEventDestroy(d->uploaded);
+    for (int k = 0; d->ev && k < 2 * d->n_steps; k++)
+        if (d->ev[k])
+            (void)cudaEventDestroy(d->ev[k]);
+    kn__free(d->ev);
     if (d->copy)
         (void)cudaStreamDestroy(d->copy);
     if (d->ctx.stream)
@@ -439,10 +445,23 @@ kn_status kn__cuda_plan_new(kn__cuda_plan **out, kn_plan *p, char *msg, size_t s
             fprintf(stderr, "kiln: plan: could not pin the %zu-byte host staging area (%s); copies will be slower\n",
                     d->arena_bytes, cudaGetErrorString(e));
         }
-        d->graph_state = d->n_fallbacks == 0 && env_on("KILN_CUDA_GRAPHS", true) ? 0 : -1;
+        bool profile = kn__plan_opts(p)->profile;
+        d->graph_state = d->n_fallbacks == 0 && !profile && env_on("KILN_CUDA_GRAPHS", true) ? 0 : -1;
+        if (profile) { /* per-kernel times from events: the kernels run one by one */
+            d->ev = kn__calloc((size_t)(2 * d->n_steps + 1), sizeof *d->ev);
+            if (!d->ev) {
+                snprintf(why, sizeof why, "out of memory for the profile's events");
+                st = KN_ERR_OOM;
+            }
+            for (int k = 0; !st && k < 2 * d->n_steps; k++)
+                st = kn__cuda_status(cudaEventCreateWithFlags(&d->ev[k], cudaEventDefault), "cudaEventCreate (profile)",
+                                     why, sizeof why);
+        }
         /* everything above was enqueued on the compute stream (a non-blocking stream: no
          * ordering with the legacy default stream); done before the plan is handed out */
-        st = kn__cuda_status(cudaStreamSynchronize(d->ctx.stream), "setting up the plan on the GPU", why, sizeof why);
+        if (!st)
+            st = kn__cuda_status(cudaStreamSynchronize(d->ctx.stream), "setting up the plan on the GPU", why,
+                                 sizeof why);
     }
     if (st) {
         if (strstr(why, "cuda:")) /* already names the device */
@@ -521,14 +540,23 @@ static kn_status enqueue_steps(kn__cuda_plan *d, char *msg, size_t size)
         dstep *ds = &d->steps[s];
         kn_status rc;
         if (!ds->k) {
+            double t0 = d->ev ? kn__now_seconds() : 0;
             if ((rc = run_host_step(d, ds, msg, size)) != KN_OK)
                 return rc;
+            if (d->ev) /* includes its copies, which is what a CPU step costs here */
+                kn__plan_add_step_seconds(d->p, ds->s, kn__now_seconds() - t0);
             continue;
         }
         d->kmsg[0] = 0;
         ds->args.step = kn_plan_step_count(d->p);
+        if (d->ev && (rc = kn__cuda_status(cudaEventRecord(d->ev[2 * s], d->ctx.stream), "cudaEventRecord", msg,
+                                           size)) != KN_OK)
+            return rc;
         if ((rc = ds->k->fn(&ds->args)) != KN_OK)
             return step_failed(d, ds, rc, msg, size);
+        if (d->ev && (rc = kn__cuda_status(cudaEventRecord(d->ev[2 * s + 1], d->ctx.stream), "cudaEventRecord", msg,
+                                           size)) != KN_OK)
+            return rc;
     }
     return KN_OK;
 }
@@ -631,6 +659,12 @@ kn_status kn__cuda_plan_run(kn__cuda_plan *d, char *msg, size_t size)
         (void)cudaGetLastError();
         return st;
     }
+    for (int s2 = 0; d->ev && s2 < d->n_steps; s2++) {
+        float ms = 0;
+        if (d->steps[s2].k && cudaEventElapsedTime(&ms, d->ev[2 * s2], d->ev[2 * s2 + 1]) == cudaSuccess)
+            kn__plan_add_step_seconds(d->p, s2, 1e-3 * ms);
+    }
+    (void)cudaGetLastError();
     d->runs++;
     d->outputs_fresh = true;
     return check_data_error(d, msg, size);
