@@ -96,6 +96,13 @@ void *kn_plan_input_data(kn_plan *p, const kn_node *input);
 /* Runs every step. Fails with KN_ERR_RANGE when data is out of range (a label ≥ classes,
  * an embedding index out of bounds), the message naming the op and the value. */
 kn_status kn_plan_run(kn_plan *p);
+/* Starts a run without waiting for its end (CUDA plans; elsewhere it is kn_plan_run). When
+ * it returns, the inputs are on the device: their buffers (kn_plan_input_data) may be
+ * refilled for the next run while this one computes. kn_plan_wait ends the run and returns
+ * its status (bad data, a kernel failure); kn_plan_data and the next run wait first. One run
+ * in flight per plan; kn_plan_wait returns KN_OK when none is. */
+kn_status kn_plan_run_async(kn_plan *p);
+kn_status kn_plan_wait(kn_plan *p);
 /* Address of a node's value after a run. NULL if the node is not in the plan. Borrowed. Only
  * outputs (and parameters and constants) are guaranteed to hold their value after a run: the
  * memory planner reuses the space of other nodes (compile with KN_PASS_NONE to keep all). */

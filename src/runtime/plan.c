@@ -43,6 +43,7 @@ struct kn_plan {
     uint64_t profiled_runs;   /* opts.profile: runs since compiling or kn_plan_reset_profile */
     double flops;
     kn__cuda_plan *dev;   /* KN_BACKEND_CUDA: the device side (plan_device.h) */
+    bool pending;         /* a kn_plan_run_async run not yet waited for */
     size_t param_bytes;   /* graph->param_bytes at compile */
     char msg[1024];
 };
@@ -383,28 +384,60 @@ kn_status kn__plan_run_step_host(kn_plan *p, int s)
     return KN_OK;
 }
 
+kn_status kn_plan_wait(kn_plan *p)
+{
+    if (!p)
+        return KN_ERR_ARG;
+    if (!p->pending)
+        return KN_OK;
+    p->pending = false;
+    kn_status rc = kn__cuda_plan_wait(p->dev, p->msg, sizeof p->msg);
+    if (rc)
+        return rc;
+    p->step_count++;
+    p->profiled_runs++;
+    return KN_OK;
+}
+
+kn_status kn_plan_run_async(kn_plan *p)
+{
+    if (!p)
+        return KN_ERR_ARG;
+    if (!p->dev)
+        return kn_plan_run(p);
+    kn_status rc = kn_plan_wait(p); /* one run in flight */
+    if (rc)
+        return rc;
+    p->msg[0] = 0;
+    refresh(p);
+    if (p->opts.threads > 0)
+        omp_set_num_threads(p->opts.threads); /* CPU-fallback steps */
+    rc = kn__cuda_plan_launch(p->dev, p->msg, sizeof p->msg);
+    p->pending = rc == KN_OK;
+    return rc;
+}
+
 kn_status kn_plan_run(kn_plan *p)
 {
     if (!p)
         return KN_ERR_ARG;
+    if (p->dev) {
+        kn_status rc = kn_plan_run_async(p);
+        return rc ? rc : kn_plan_wait(p);
+    }
     p->msg[0] = 0;
     refresh(p);
     if (p->opts.threads > 0)
         omp_set_num_threads(p->opts.threads);
-    kn_status rc;
-    if (p->dev) {
-        if ((rc = kn__cuda_plan_run(p->dev, p->msg, sizeof p->msg)) != KN_OK)
-            return rc;
-    } else {
-        char why[512];
-        if (kn__graph_params_to_host(p->graph, why, sizeof why)) { /* a CUDA plan held newer values */
-            snprintf(p->msg, sizeof p->msg, "copying the parameters back from the GPU: %s", why);
-            return KN_ERR_DEVICE;
-        }
-        for (int s = 0; s < p->n_steps; s++)
-            if ((rc = kn__plan_run_step_host(p, s)) != KN_OK)
-                return rc;
+    char why[512];
+    if (kn__graph_params_to_host(p->graph, why, sizeof why)) { /* a CUDA plan held newer values */
+        snprintf(p->msg, sizeof p->msg, "copying the parameters back from the GPU: %s", why);
+        return KN_ERR_DEVICE;
     }
+    kn_status rc;
+    for (int s = 0; s < p->n_steps; s++)
+        if ((rc = kn__plan_run_step_host(p, s)) != KN_OK)
+            return rc;
     p->step_count++;
     p->profiled_runs++;
     return KN_OK;
@@ -448,6 +481,8 @@ const void *kn_plan_data(kn_plan *p, const kn_node *n)
 {
     if (!in_plan(p, n))
         return NULL;
+    if (p->pending && kn_plan_wait(p) != KN_OK)
+        return NULL; /* the run failed: kn_plan_error says why */
     refresh(p);
     if (p->dev && kn__plan_addr(p, n->id) && kn__cuda_plan_fetch(p->dev, n->id, p->msg, sizeof p->msg))
         return NULL; /* the copy from the GPU failed: the reason is in kn_plan_error */

@@ -23,8 +23,11 @@ bool kn__cuda_step_supported(const kn_node *n, size_t *workspace);
 /* Creates the device side of p (compiled, host arena allocated and resolved). */
 kn_status kn__cuda_plan_new(kn__cuda_plan **out, kn_plan *p, char *msg, size_t size);
 void kn__cuda_plan_free(kn__cuda_plan *d);
-/* One run: upload inputs, every step, wait; errors in msg. */
+/* One run: upload inputs, every step, wait; errors in msg. launch returns once the inputs
+ * are on the device (the staging buffers may be refilled); wait finishes the run. */
 kn_status kn__cuda_plan_run(kn__cuda_plan *d, char *msg, size_t size);
+kn_status kn__cuda_plan_launch(kn__cuda_plan *d, char *msg, size_t size);
+kn_status kn__cuda_plan_wait(kn__cuda_plan *d, char *msg, size_t size);
 /* Copies IR node i's value from the device to its host address (kn__plan_addr). */
 kn_status kn__cuda_plan_fetch(kn__cuda_plan *d, int i, char *msg, size_t size);
 int kn__cuda_plan_num_fallbacks(const kn__cuda_plan *d);

@@ -241,6 +241,37 @@ static void test_graph_replay(void)
     kn_graph_free(cm.g);
 }
 
+/* kn_plan_run_async: the next batch is written into the staging buffers while a run is in
+ * flight; every run still matches the CPU (the inputs were on the device when it returned). */
+static void test_async(void)
+{
+    mlp gm, cm;
+    mlp_build(&gm, 0);
+    mlp_build(&cm, 0);
+    kn_plan *gp = compile(&gm, KN_BACKEND_CUDA, false), *cp = compile(&cm, KN_BACKEND_CPU, false);
+    if (gp && cp) {
+        feed(gp, &gm, 0, 0);
+        CHECK_OK(kn_plan_run_async(gp));
+        for (int s = 0; s < 6; s++) {
+            feed(cp, &cm, s, 0);
+            CHECK_OK(kn_plan_run(cp));
+            feed(gp, &gm, s + 1, 0); /* while run s computes */
+            const float *zg = kn_plan_data(gp, gm.logits), *zc = kn_plan_data(cp, cm.logits);
+            CHECK(zg && zc, "async: logits not readable: %s", kn_plan_error(gp));
+            if (zg && zc) {
+                double e = rel_err(zg, zc, B * C);
+                CHECK(e <= 1e-4, "async run %d: logits differ from the CPU by %.3g", s, e);
+            }
+            CHECK_OK(kn_plan_run_async(gp));
+        }
+        CHECK_OK(kn_plan_wait(gp));
+    }
+    kn_plan_free(gp);
+    kn_plan_free(cp);
+    kn_graph_free(gm.g);
+    kn_graph_free(cm.g);
+}
+
 /* Parameters written on the host after a run reach the device before the next one. */
 static void test_host_writes(void)
 {
@@ -336,6 +367,7 @@ int main(void)
     test_fallback();
     test_graph_replay();
     test_host_writes();
+    test_async();
     test_bad_label();
     test_errors(count);
     return kt_finish("gpu_test_cuda_plan");

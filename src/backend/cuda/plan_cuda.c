@@ -609,7 +609,7 @@ static kn_status check_data_error(kn__cuda_plan *d, char *msg, size_t size)
     return rec.code == KN_ERR_RANGE ? KN_ERR_RANGE : KN_ERR_DEVICE;
 }
 
-kn_status kn__cuda_plan_run(kn__cuda_plan *d, char *msg, size_t size)
+kn_status kn__cuda_plan_launch(kn__cuda_plan *d, char *msg, size_t size)
 {
     cudaStream_t s = d->ctx.stream;
     kn_status st = kn__cuda_status(cudaSetDevice(d->device), "cudaSetDevice", msg, size);
@@ -653,8 +653,19 @@ kn_status kn__cuda_plan_run(kn__cuda_plan *d, char *msg, size_t size)
         st = kn__cuda_status(cudaMemcpyAsync(d->pinned + 64, d->ctx.data_error, sizeof(kn__cuda_data_error),
                                              cudaMemcpyDeviceToHost, s),
                              "reading the data-error record", msg, size);
+    /* the caller may refill the staging buffers once the inputs are on the device */
     if (!st)
-        st = kn__cuda_status(cudaStreamSynchronize(s), "running the plan on the GPU", msg, size);
+        st = kn__cuda_status(cudaEventSynchronize(d->uploaded), "uploading the inputs", msg, size);
+    if (st)
+        (void)cudaGetLastError();
+    return st;
+}
+
+kn_status kn__cuda_plan_wait(kn__cuda_plan *d, char *msg, size_t size)
+{
+    kn_status st = kn__cuda_status(cudaSetDevice(d->device), "cudaSetDevice", msg, size);
+    if (!st)
+        st = kn__cuda_status(cudaStreamSynchronize(d->ctx.stream), "running the plan on the GPU", msg, size);
     if (st) {
         (void)cudaGetLastError();
         return st;
@@ -692,6 +703,12 @@ kn_status kn__cuda_plan_fetch(kn__cuda_plan *d, int i, char *msg, size_t size)
     if (!st)
         st = kn__cuda_status(cudaStreamSynchronize(d->ctx.stream), "copying a result from the GPU", msg, size);
     return st;
+}
+
+kn_status kn__cuda_plan_run(kn__cuda_plan *d, char *msg, size_t size)
+{
+    kn_status st = kn__cuda_plan_launch(d, msg, size);
+    return st ? st : kn__cuda_plan_wait(d, msg, size);
 }
 
 int kn__cuda_plan_num_fallbacks(const kn__cuda_plan *d) { return d ? d->n_fallbacks : 0; }
