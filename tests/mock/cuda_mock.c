@@ -13,10 +13,9 @@
 #include <cudnn.h>
 #endif
 #include <math.h>
-#include <stdlib.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 #include <unistd.h>
 
 #include "backend/backend.h"

@@ -26,6 +26,9 @@
 #include "../../runtime/plan_device.h"
 #include "cuda_internal.h"
 #include "cuda_kernels.h"
+#ifdef KN_CUDA_HAVE_DATA_CHECK /* kern_check.cu: data-error records in the workspace of some ops */
+#include "cuda_kern_check.h"
+#endif
 
 #define GEMM_WORKSPACE_BYTES ((size_t)32 << 20)
 #define MAX_LOGGED_FALLBACKS 8
@@ -68,8 +71,19 @@ struct kn__cuda_plan {
     cudaGraphExec_t exec;           /* the captured run, or NULL */
     int graph_state;                /* 0 = not yet tried, 1 = captured, -1 = off */
     int runs;
+    int step_dependent;             /* a step whose kernel may read kn__kargs.step (dropout in training) */
+    int *checked;                   /* steps whose kernels keep a data-error record (kern_check.cu) */
+    int n_checked;
+    unsigned char *records;         /* device: each checked step's record, saved right after it ran */
+    unsigned char *records_host;    /* pinned: the same, read after the run */
     char kmsg[512];                 /* kernels' messages */
 };
+
+#ifdef KN_CUDA_HAVE_DATA_CHECK
+#define RECORD_BYTES sizeof(kn__cuda_derr)
+#else
+#define RECORD_BYTES (size_t)16
+#endif
 
 /* ---- devices ---------------------------------------------------------------------------- */
 
@@ -227,6 +241,10 @@ void kn__cuda_plan_free(kn__cuda_plan *d)
     kn__free(d->steps);
     kn__free(d->inputs);
     kn__free(d->small_outputs);
+    kn__free(d->checked);
+    kn__cuda_free(d->device, d->records);
+    if (d->records_host)
+        (void)cudaFreeHost(d->records_host);
     kn__free(d->const_off);
     kn__free(d);
 }
@@ -374,7 +392,29 @@ static kn_status make_steps(kn__cuda_plan *d, char *msg, size_t size)
         ds->args.device = &d->ctx;
         ds->args.err = d->kmsg;
         ds->args.err_size = sizeof d->kmsg;
+        /* Dropout's stream depends on the step: a kernel that takes it from kn__kargs.step
+         * (frozen when a graph is captured) instead of ctx->step would repeat one mask. */
+        if (n->op == KN_OP_DROPOUT && ds->args.training)
+            d->step_dependent++;
     }
+#ifdef KN_CUDA_HAVE_DATA_CHECK
+    d->checked = kn__alloc((size_t)(d->n_steps ? d->n_steps : 1) * sizeof(int));
+    if (!d->checked) {
+        snprintf(msg, size, "out of memory");
+        return KN_ERR_OOM;
+    }
+    for (int s = 0; s < d->n_steps; s++)
+        if (d->steps[s].k && d->steps[s].args.work && kn__cuda_op_checks_data(ir->nodes[d->steps[s].v].node->op))
+            d->checked[d->n_checked++] = s;
+    if (d->n_checked) {
+        kn_status st = kn__cuda_malloc(d->device, (size_t)d->n_checked * RECORD_BYTES, (void **)&d->records, msg, size);
+        if (!st)
+            st = kn__cuda_status(cudaMallocHost((void **)&d->records_host, (size_t)d->n_checked * RECORD_BYTES),
+                                 "cudaMallocHost", msg, size);
+        if (st)
+            return st;
+    }
+#endif
     if (logged > MAX_LOGGED_FALLBACKS)
         fprintf(stderr, "kiln: plan: ... %d more steps run on the CPU with copies (%d of %d in all)\n",
                 logged - MAX_LOGGED_FALLBACKS, d->n_fallbacks, d->n_steps);
@@ -446,7 +486,15 @@ kn_status kn__cuda_plan_new(kn__cuda_plan **out, kn_plan *p, char *msg, size_t s
                     d->arena_bytes, cudaGetErrorString(e));
         }
         bool profile = kn__plan_opts(p)->profile;
+        const char *graphs = getenv("KILN_CUDA_GRAPHS");
+        bool force = graphs && !strcmp(graphs, "force"); /* the kernels read the step on the device */
         d->graph_state = d->n_fallbacks == 0 && !profile && env_on("KILN_CUDA_GRAPHS", true) ? 0 : -1;
+        if (d->graph_state == 0 && d->step_dependent && !force) {
+            d->graph_state = -1;
+            fprintf(stderr, "kiln: plan: %d dropout step%s: CUDA graphs are off for this plan until the dropout kernel "
+                            "reads the step from kn__cuda_ctx.step (KILN_CUDA_GRAPHS=force overrides)\n",
+                    d->step_dependent, d->step_dependent == 1 ? "" : "s");
+        }
         if (profile) { /* per-kernel times from events: the kernels run one by one */
             d->ev = kn__calloc((size_t)(2 * d->n_steps + 1), sizeof *d->ev);
             if (!d->ev) {
@@ -554,6 +602,12 @@ static kn_status enqueue_steps(kn__cuda_plan *d, char *msg, size_t size)
             return rc;
         if ((rc = ds->k->fn(&ds->args)) != KN_OK)
             return step_failed(d, ds, rc, msg, size);
+        for (int j = 0; j < d->n_checked; j++) /* save the record before a later step reuses the scratch */
+            if (d->checked[j] == s &&
+                (rc = kn__cuda_status(cudaMemcpyAsync(d->records + (size_t)j * RECORD_BYTES, ds->args.work, RECORD_BYTES,
+                                                      cudaMemcpyDeviceToDevice, d->ctx.stream),
+                                      "saving a data-error record", msg, size)) != KN_OK)
+                return rc;
         if (d->ev && (rc = kn__cuda_status(cudaEventRecord(d->ev[2 * s + 1], d->ctx.stream), "cudaEventRecord", msg,
                                            size)) != KN_OK)
             return rc;
@@ -653,6 +707,10 @@ kn_status kn__cuda_plan_launch(kn__cuda_plan *d, char *msg, size_t size)
         st = kn__cuda_status(cudaMemcpyAsync(d->pinned + 64, d->ctx.data_error, sizeof(kn__cuda_data_error),
                                              cudaMemcpyDeviceToHost, s),
                              "reading the data-error record", msg, size);
+    if (!st && d->n_checked)
+        st = kn__cuda_status(cudaMemcpyAsync(d->records_host, d->records, (size_t)d->n_checked * RECORD_BYTES,
+                                             cudaMemcpyDeviceToHost, s),
+                             "reading the kernels' data-error records", msg, size);
     /* the caller may refill the staging buffers once the inputs are on the device */
     if (!st)
         st = kn__cuda_status(cudaEventSynchronize(d->uploaded), "uploading the inputs", msg, size);
@@ -678,6 +736,20 @@ kn_status kn__cuda_plan_wait(kn__cuda_plan *d, char *msg, size_t size)
     (void)cudaGetLastError();
     d->runs++;
     d->outputs_fresh = true;
+#ifdef KN_CUDA_HAVE_DATA_CHECK
+    for (int j = 0; j < d->n_checked; j++) {
+        const kn__cuda_derr *rec = (const kn__cuda_derr *)(d->records_host + (size_t)j * RECORD_BYTES);
+        if (rec->where == UINT64_MAX)
+            continue;
+        /* the kernel's message, from the saved record (its scratch is reused by now) */
+        const dstep *ds = &d->steps[d->checked[j]];
+        kn__kargs a = ds->args;
+        a.work = d->records + (size_t)j * RECORD_BYTES;
+        d->kmsg[0] = 0;
+        kn_status rc = kn__cuda_check_data(&a);
+        return step_failed(d, ds, rc ? rc : KN_ERR_RANGE, msg, size);
+    }
+#endif
     return check_data_error(d, msg, size);
 }
 
