@@ -82,6 +82,25 @@ def main():
             "checks passed", "failed", "Error", "error"))]
         lines += ["", f"## {title}", "", "```"] + keep[-40:] + ["```"]
 
+    train = read(os.path.join(log, "train_model_b.log"))
+    acc = [ln for ln in train.splitlines() if ln.startswith("test accuracy") or ln.startswith("training:")]
+    if acc:
+        ref = None
+        results = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+        for name in sorted(os.listdir(results)) if os.path.isdir(results) else []:
+            if name.endswith("cpu-fashion-mnist-accuracy.md"):
+                for ln in read(os.path.join(results, name)).splitlines():
+                    if ln.startswith("| model B |"):
+                        ref = ln.split("|")[2].strip()
+        lines += ["", "## Model B on Fashion-MNIST, trained on the GPU (5 epochs, seed 42)", ""]
+        lines += [f"- {ln}" for ln in acc]
+        try:
+            gpu = float(acc[0].split()[2])
+            lines.append(f"- CPU reference (bench/results): {ref}; difference {100 * (gpu - float(ref)):+.2f} points "
+                         f"(target: within 0.5)")
+        except (ValueError, IndexError, TypeError):
+            lines.append(f"- CPU reference (bench/results): {ref}")
+
     prof = read(os.path.join(log, "kiln_profile.log")).strip()
     if prof:
         lines += ["", "## Where the time goes (kiln bench --device cuda --profile, model_b batch 512)", "", "```"]
