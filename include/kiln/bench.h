@@ -15,6 +15,7 @@
 #define KILN_BENCH_H
 
 #include "nn.h"
+#include "plan.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -39,6 +40,9 @@ typedef struct kn_bench_opts {
                                  per-op profile here (kn_plan_write_profile, 15 slowest steps) */
     kn_precision precision;   /* conv/dense compute precision as in kn_train (fp16 training also
                                  scales the loss and unscales the gradients like kn_train) */
+    kn_backend_kind backend;  /* KN_BACKEND_CPU (default), KN_BACKEND_CUDA or KN_BACKEND_AUTO */
+    int device;               /* CUDA ordinal */
+    bool deterministic;       /* CUDA: kn_plan_opts.deterministic */
 } kn_bench_opts;
 
 /* train mode, batch 64, all threads, auto steps (≥ 10 runs, ≥ 1 s), warm-up 3, seed 42. */
@@ -57,7 +61,11 @@ typedef struct kn_bench_result {
     double compile_ms;        /* building the graph and compiling the plan */
     size_t arena_bytes;       /* the plan's arena */
     int plan_steps;           /* kernels in the plan */
-    int fallbacks;            /* of which run reference kernels on copies */
+    int fallbacks;            /* of which run reference kernels on copies (CUDA: on the CPU) */
+    kn_backend_kind backend;  /* where it ran (AUTO resolved) */
+    int device;               /* CUDA ordinal, -1 off CUDA */
+    bool cuda_graph;          /* CUDA: the timed runs replayed one captured CUDA graph */
+    char device_name[128];    /* "NVIDIA H100 80GB HBM3", or "cpu" */
 } kn_bench_result;
 
 /* Benchmarks m as described by o. Errors (in err, with a message): KN_ERR_ARG for a NULL

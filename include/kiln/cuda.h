@@ -1,8 +1,10 @@
-/* kiln/cuda.h — the CUDA backend's public entry points (library kiln_cuda, built only when
- * nvcc is found; link it in addition to kiln). This header includes no CUDA header, so any C
- * program can use it. Today it is a skeleton: device discovery, a backend object holding a
- * device index, a stream and a cuBLAS handle, and one vector kernel (axpy) that proves the
- * toolchain end to end. Plans do not run on it yet (KN_BACKEND_CUDA is reserved).
+/* kiln/cuda.h — the CUDA backend's public entry points: device discovery, the caching
+ * device allocator's statistics, a backend object holding a device index, a stream and a
+ * cuBLAS handle, and one vector kernel (axpy) that proves the toolchain end to end. Plans run
+ * on the GPU through kn_plan_opts.backend = KN_BACKEND_CUDA (kiln/plan.h, docs/cuda.md).
+ * Part of libkiln; this header includes no CUDA header, so any C program can use it. In a
+ * build without CUDA every function here fails with KN_ERR_UNSUPPORTED ("kiln was built
+ * without CUDA: ...") and kn_cuda_device_count gives 0.
  *
  * Nothing here aborts: every CUDA and cuBLAS return value becomes a kn_status, with a message
  * from kn_cuda_last_error() (calls without a backend object) or kn_cuda_backend_error(). */
@@ -48,6 +50,30 @@ const char *kn_cuda_backend_error(const kn_cuda_backend *b);
  * KN_ERR_ARG for n < 0 or NULL arrays, KN_ERR_OOM when device memory runs out,
  * KN_ERR_DEVICE for any other CUDA failure. */
 kn_status kn_cuda_axpy_f32(kn_cuda_backend *b, int64_t n, float alpha, const float *x, float *y);
+
+/* kiln's caching device allocator (one per device, shared by all plans of the process):
+ * freed blocks stay cached and are reused by later requests of a similar size, so compiling,
+ * freeing and recompiling plans calls cudaMalloc only on a miss. */
+typedef struct kn_cuda_cache_stats {
+    size_t held;       /* bytes obtained from cudaMalloc and not yet returned */
+    size_t in_use;     /* of which handed out to plans now */
+    uint64_t mallocs;  /* cudaMalloc calls so far (misses) */
+    uint64_t hits;     /* requests served from the cache */
+    uint64_t frees;    /* cudaFree calls (kn_cuda_cache_release, or retrying after OOM) */
+} kn_cuda_cache_stats;
+/* Device memory from kiln's cache (e.g. to keep data on the GPU): *ptr is a device address
+ * of at least `bytes` bytes (NULL for 0 bytes). KN_ERR_OOM with "out of memory on cuda:D:
+ * requested X, free Y of Z, kiln's cache holds W" in kn_cuda_last_error(), KN_ERR_DEVICE /
+ * KN_ERR_ARG otherwise. kn_cuda_free returns the block to the cache (NULL is a no-op). */
+kn_status kn_cuda_malloc(int device, size_t bytes, void **ptr);
+void kn_cuda_free(int device, void *ptr);
+/* KN_ERR_ARG for a NULL out or a device index < 0; zeroes when the device was never used. */
+kn_status kn_cuda_cache_get_stats(int device, kn_cuda_cache_stats *out);
+/* Returns every cached block not in use on `device` to the driver (cudaFree). */
+kn_status kn_cuda_cache_release(int device);
+
+/* True when kiln was built with the CUDA backend (whether or not a GPU is present). */
+bool kn_cuda_built(void);
 
 #ifdef __cplusplus
 }

@@ -53,8 +53,15 @@ kn_node *kn_graph_param(kn_graph *g, const char *name, kn_dtype dt, int ndim, co
 kn_node *kn_graph_const(kn_graph *g, kn_dtype dt, int ndim, const int64_t *shape, const void *data);
 kn_node *kn_graph_scalar(kn_graph *g, kn_dtype dt, double value); /* 0-d constant */
 
-/* Parameter storage: valid until the next parameter is added. NULL if n is not a param. */
+/* Parameter storage: valid until the next parameter is added. NULL if n is not a param.
+ * When a plan on a GPU holds newer parameter values (a CUDA plan ran since), they are first
+ * copied back to the host, and that plan uploads them again before its next run, so values
+ * read or written here are always current; NULL if that copy fails (kn_graph_sync_params
+ * says why). */
 void *kn_graph_param_data(kn_graph *g, const kn_node *n);
+/* Brings every parameter back to the host now (see kn_graph_param_data); KN_OK when no
+ * device holds newer values. KN_ERR_DEVICE with the reason in msg (size bytes; may be NULL). */
+kn_status kn_graph_sync_params(kn_graph *g, char *msg, size_t size);
 /* A kn_tensor view of a parameter (borrowed data; free the struct with kn_tensor_free). */
 kn_status kn_graph_param_tensor(kn_graph *g, const kn_node *n, kn_tensor **out);
 /* Number of parameters (trainable only, or all); fills up to max of them into out (may be NULL). */

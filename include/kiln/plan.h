@@ -25,8 +25,22 @@ typedef struct kn_plan kn_plan;
 typedef enum kn_backend_kind {
     KN_BACKEND_CPU = 0, /* optimised f32 kernels, reference kernels for the rest */
     KN_BACKEND_REF,     /* reference kernels only (float64 oracles), for tests */
-    KN_BACKEND_CUDA,    /* reserved: needs the CUDA backend (not yet wired into plans) */
+    KN_BACKEND_CUDA,    /* an NVIDIA GPU (kn_plan_opts.device); docs/cuda.md */
+    KN_BACKEND_AUTO,    /* CUDA when kiln was built with it and a device is present, else CPU */
 } kn_backend_kind;
+
+/* Parses a device name: "cpu", "cuda" (= cuda:0), "cuda:N" or "auto" into *backend and
+ * *device (the CUDA ordinal; 0 otherwise). KN_ERR_ARG with a message in err (err_size bytes;
+ * err may be NULL) for anything else. Checks the syntax only: whether the device exists is
+ * checked when a plan is compiled (kn_device_resolve). */
+kn_status kn_device_parse(const char *s, kn_backend_kind *backend, int *device, char *err, size_t err_size);
+/* Resolves KN_BACKEND_AUTO (CUDA device `*device` if usable, else the CPU) and checks a CUDA
+ * request: KN_ERR_UNSUPPORTED when kiln was built without CUDA, KN_ERR_DEVICE when there is
+ * no usable device, KN_ERR_ARG for an ordinal out of range; the message (what is wrong, what
+ * to do) goes to err. Other backends are returned unchanged. */
+kn_status kn_device_resolve(kn_backend_kind *backend, int *device, char *err, size_t err_size);
+/* "cpu", "cuda:0", ... for messages and reports (into buf, size bytes); returns buf. */
+const char *kn_device_name(kn_backend_kind backend, int device, char *buf, size_t size);
 
 /* Graph passes (kn_plan_opts.passes), run in this order; docs/passes.md. */
 #define KN_PASS_DCE 0x01u      /* drop nodes the other passes left unused */
@@ -49,14 +63,28 @@ typedef struct kn_plan_opts {
      * with KN_ERR_RANGE and a message naming the op, the node, the element and whether an
      * input already held one (slow: for finding where a NaN starts). */
     bool debug_numerics;
-    /* Time every step of every run (a monotonic clock around each kernel call); read with
-     * kn_plan_write_profile. Costs two clock reads per step. */
+    /* Time every step of every run (a monotonic clock around each kernel call; on CUDA, events
+     * around each kernel, and no CUDA graph); read with kn_plan_write_profile. Costs two clock
+     * reads (events) per step. */
     bool profile;
+    /* KN_BACKEND_CUDA: the device ordinal (0 = the first GPU). */
+    int device;
+    /* KN_BACKEND_CUDA: fixed algorithms and no order-varying atomics, so a run gives the same
+     * bits every time on the same GPU (docs/cuda.md); also set by KILN_DETERMINISTIC=1. */
+    bool deterministic;
 } kn_plan_opts;
 
 /* Fails with the graph's own status if it has a build error, KN_ERR_ARG for a NULL/foreign
- * output, KN_ERR_OOM, KN_ERR_UNSUPPORTED for a backend that is not available. On failure
- * *out is NULL and the reason is in kn_plan_last_error(). opts NULL = CPU, inference. */
+ * output, KN_ERR_OOM, KN_ERR_UNSUPPORTED for a backend that is not available (CUDA in a build
+ * without it), KN_ERR_DEVICE when the GPU is missing or fails. On failure *out is NULL and the
+ * reason is in kn_plan_last_error(). opts NULL = CPU, inference.
+ *
+ * On CUDA (docs/cuda.md) the arena lives in device memory (kiln's caching allocator), the
+ * parameters are mirrored on the device, and the rules below still hold with one addition:
+ * the graph's parameter buffer is brought back to the host by kn_graph_param_data (and by
+ * checkpoint save/load) and by CPU plans before they run, so reading parameters through the
+ * API always sees the newest values. kn_plan_input_data returns a pinned host staging
+ * buffer that kn_plan_run uploads; kn_plan_data downloads a value into a host mirror. */
 kn_status kn_plan_compile(kn_plan **out, kn_graph *g, kn_node *const *outputs, int n_outputs,
                           const kn_plan_opts *opts);
 void kn_plan_free(kn_plan *p); /* NULL is a no-op */
@@ -68,6 +96,13 @@ void *kn_plan_input_data(kn_plan *p, const kn_node *input);
 /* Runs every step. Fails with KN_ERR_RANGE when data is out of range (a label ≥ classes,
  * an embedding index out of bounds), the message naming the op and the value. */
 kn_status kn_plan_run(kn_plan *p);
+/* Starts a run without waiting for its end (CUDA plans; elsewhere it is kn_plan_run). When
+ * it returns, the inputs are on the device: their buffers (kn_plan_input_data) may be
+ * refilled for the next run while this one computes. kn_plan_wait ends the run and returns
+ * its status (bad data, a kernel failure); kn_plan_data and the next run wait first. One run
+ * in flight per plan; kn_plan_wait returns KN_OK when none is. */
+kn_status kn_plan_run_async(kn_plan *p);
+kn_status kn_plan_wait(kn_plan *p);
 /* Address of a node's value after a run. NULL if the node is not in the plan. Borrowed. Only
  * outputs (and parameters and constants) are guaranteed to hold their value after a run: the
  * memory planner reuses the space of other nodes (compile with KN_PASS_NONE to keep all). */
@@ -82,7 +117,11 @@ const char *kn_plan_last_error(void);
 size_t kn_plan_arena_bytes(const kn_plan *p); /* the one allocation holding every buffer */
 size_t kn_plan_peak_bytes(const kn_plan *p);  /* most bytes live at one step (≤ arena) */
 int kn_plan_num_steps(const kn_plan *p);
-int kn_plan_num_fallbacks(const kn_plan *p);  /* steps running reference kernels on copies */
+int kn_plan_num_fallbacks(const kn_plan *p);  /* steps running reference kernels on copies;
+                                                 on CUDA: steps running on the CPU with copies */
+kn_backend_kind kn_plan_backend(const kn_plan *p); /* CPU, REF or CUDA (AUTO resolved) */
+int kn_plan_device(const kn_plan *p);             /* CUDA ordinal, -1 off CUDA */
+bool kn_plan_uses_cuda_graph(const kn_plan *p);   /* CUDA: runs replay one captured CUDA graph */
 uint64_t kn_plan_step_count(const kn_plan *p); /* completed runs (drives dropout masks) */
 void kn_plan_set_step_count(kn_plan *p, uint64_t step); /* e.g. when resuming */
 double kn_plan_flops(const kn_plan *p);        /* FLOPs of one run, from the op table */

@@ -16,6 +16,7 @@
 
 #include "data.h"
 #include "nn.h"
+#include "plan.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -51,6 +52,11 @@ typedef struct kn_train_opts {
     double alpha;             /* distillation: weight of T²·KL(teacher‖student); CE gets 1 − alpha
                                  (in [0, 1]; default 0.9). See kn_distill_loss. */
     bool qat;                 /* quantisation-aware training (fake int8 quantisation, STE) */
+
+    /* ---- device (docs/cuda.md) ---- */
+    kn_backend_kind backend;  /* KN_BACKEND_CPU (the default, 0), KN_BACKEND_CUDA or KN_BACKEND_AUTO */
+    int device;               /* CUDA ordinal (kn_device_parse("cuda:1", ...) gives 1) */
+    bool deterministic;       /* CUDA: same bits run to run (kn_plan_opts.deterministic) */
 } kn_train_opts;
 
 void kn_train_opts_defaults(kn_train_opts *o); /* recipe defaults, seed 42, temperature 4, alpha 0.9 */
@@ -110,6 +116,10 @@ typedef struct kn_infer kn_infer;
 
 /* Loads a checkpoint written by kn_train (model text and normalisation come from its metadata). */
 kn_status kn_infer_load(kn_infer **out, const char *checkpoint, int batch, int threads, kn_error *err);
+/* The same on a chosen backend (KN_BACKEND_CPU, CUDA with `device`, or AUTO); a CUDA request
+ * without a usable GPU fails with the reason (kn_device_resolve). */
+kn_status kn_infer_load_on(kn_infer **out, const char *checkpoint, int batch, int threads, kn_backend_kind backend,
+                           int device, kn_error *err);
 void kn_infer_free(kn_infer *inf);
 const kn_model *kn_infer_model(const kn_infer *inf);
 /* Accuracy, mean loss and confusion matrix over a data set (labels must be < classes). */

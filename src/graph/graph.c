@@ -327,9 +327,28 @@ kn_node *kn__scalar_like(kn_graph *g, const kn_node *like, double v)
     return kn_graph_scalar(g, like->dtype, v);
 }
 
+kn_status kn__graph_params_to_host(kn_graph *g, char *msg, size_t size)
+{
+    if (!g || !g->param_holder)
+        return KN_OK;
+    char local[256];
+    kn_status st = g->param_pull(g->param_holder, msg ? msg : local, msg ? size : sizeof local);
+    g->param_holder = NULL; /* even on failure: the device copy is unusable then */
+    return st;
+}
+
+kn_status kn_graph_sync_params(kn_graph *g, char *msg, size_t size)
+{
+    if (msg && size)
+        msg[0] = 0;
+    return g ? kn__graph_params_to_host(g, msg, size) : KN_ERR_ARG;
+}
+
 void *kn_graph_param_data(kn_graph *g, const kn_node *n)
 {
     if (!g || !n || n->graph != g || n->op != KN_OP_PARAM)
+        return NULL;
+    if (g->param_holder && kn__graph_params_to_host(g, NULL, 0) != KN_OK)
         return NULL;
     return (char *)g->param_data + n->param_offset;
 }

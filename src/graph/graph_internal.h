@@ -47,7 +47,15 @@ struct kn_graph {
     uint64_t next_key;      /* per-node RNG streams (dropout) */
     kn_node **grads;        /* grads[id] from the last backward(), size grads_cap */
     int grads_cap;
+    /* Set while a device plan (src/backend/cuda/plan_cuda.c) holds parameter values newer
+     * than param_data: pull(holder) copies them back. kn__graph_params_to_host does that and
+     * clears it; the holder uploads param_data again before its next run. */
+    void *param_holder;
+    kn_status (*param_pull)(void *holder, char *msg, size_t size);
 };
+
+/* Brings the parameters back from a device holder (no-op without one); msg may be NULL. */
+kn_status kn__graph_params_to_host(kn_graph *g, char *msg, size_t size);
 
 /* Arena allocation owned by the graph (zeroed, 16-byte aligned); NULL on OOM. */
 void *kn__graph_arena(kn_graph *g, size_t bytes);

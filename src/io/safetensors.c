@@ -272,6 +272,9 @@ kn_status kn_checkpoint_save_ex(kn_graph *g, const char *path, const kn_meta *me
         return kn_error_set(err, KN_ERR_UNSUPPORTED, "%s: checkpoints need a little-endian host", path);
     if (meta && (meta->n < 0 || meta->n > KN_META_MAX))
         return kn_error_set(err, KN_ERR_ARG, "%s: metadata count %d is outside 0..%d", path, meta->n, KN_META_MAX);
+    char why[512];
+    if (kn_graph_sync_params(g, why, sizeof why)) /* a GPU plan may hold newer values */
+        return kn_error_set(err, KN_ERR_DEVICE, "%s: copying the parameters back from the GPU: %s", path, why);
     for (int i = 0; meta && i < meta->n; i++) {
         const char *k = meta->keys[i], *v = meta->values[i];
         if (!k || !v)
@@ -773,6 +776,9 @@ kn_status kn_checkpoint_load_ex(kn_graph *g, const char *path, bool allow_extra,
         st = ck_meta(&c, &tmp, err);
     if (!st && !c.data && c.data_len) /* unreachable: unstaged data always has extra tensors */
         st = kn_error_set(err, KN_ERR_SHAPE, "%s: the file holds more data than the model's parameters", path);
+    char why[512];
+    if (!st && kn_graph_sync_params(g, why, sizeof why)) /* GPU plans upload them again */
+        st = kn_error_set(err, KN_ERR_DEVICE, "%s: copying the parameters back from the GPU: %s", path, why);
     if (!st) {
         /* Everything checked: now, and only now, write the parameters. */
         for (int i = 0; i < np; i++) {

@@ -5,7 +5,8 @@
  * per remaining node (backend kernel, else the float64 reference on converted copies), and
  * allocate the one arena the planner laid out. Run: refresh parameter addresses if the
  * graph's parameter buffer moved, then call the kernels in order. No allocation happens while
- * running. Not here: the passes themselves (src/passes/), fusion, parallel sub-graphs. */
+ * running. Not here: the passes themselves (src/passes/), fusion, parallel sub-graphs, the
+ * device side of CUDA plans (src/backend/cuda/plan_cuda.c through plan_device.h). */
 #include <math.h>
 #include <omp.h>
 #include <stdio.h>
@@ -15,6 +16,7 @@
 #include "../core/alloc.h"
 #include "../core/core_internal.h"
 #include "../passes/passes.h"
+#include "plan_device.h"
 
 typedef struct plan_step {
     int v;                    /* IR index */
@@ -40,6 +42,9 @@ struct kn_plan {
     uint64_t step_count;
     uint64_t profiled_runs;   /* opts.profile: runs since compiling or kn_plan_reset_profile */
     double flops;
+    kn__cuda_plan *dev;   /* KN_BACKEND_CUDA: the device side (plan_device.h) */
+    bool pending;         /* a kn_plan_run_async run not yet waited for */
+    size_t param_bytes;   /* graph->param_bytes at compile */
     char msg[1024];
 };
 
@@ -63,6 +68,7 @@ void kn_plan_free(kn_plan *p)
 {
     if (!p)
         return;
+    kn__cuda_plan_free(p->dev); /* first: it hands the parameters back to the host */
     kn__ir_free(&p->ir);
     kn__memplan_free(&p->mem);
     kn__free(p->steps);
@@ -164,17 +170,26 @@ kn_status kn_plan_compile(kn_plan **out, kn_graph *g, kn_node *const *outputs, i
     p->graph = g;
     if (opts)
         p->opts = *opts;
-    if (p->opts.backend == KN_BACKEND_CUDA)
-        return compile_fail(p, KN_ERR_UNSUPPORTED,
-                            "plan: the CUDA backend is not wired into plans yet; use --device cpu");
-    if (p->opts.backend != KN_BACKEND_CPU && p->opts.backend != KN_BACKEND_REF)
+    if ((unsigned)p->opts.backend > KN_BACKEND_AUTO)
         return compile_fail(p, KN_ERR_ARG, "plan: unknown backend %d", (int)p->opts.backend);
+    char dev_msg[512];
+    kn_status dst = kn_device_resolve(&p->opts.backend, &p->opts.device, dev_msg, sizeof dev_msg);
+    if (dst)
+        return compile_fail(p, dst, "plan: %s", dev_msg);
+    bool cuda = p->opts.backend == KN_BACKEND_CUDA;
+    if (cuda && p->opts.debug_numerics)
+        return compile_fail(p, KN_ERR_UNSUPPORTED,
+                            "plan: debug_numerics checks every value on the host: use the CPU backend "
+                            "(--device cpu) to find where a NaN starts");
+    /* A CUDA plan's host side (folding, fallback steps) uses the CPU kernels. */
+    kn_backend_kind host_backend = cuda ? KN_BACKEND_CPU : p->opts.backend;
+    p->param_bytes = g->param_bytes;
     if (!pick_passes(p->opts.passes, &p->passes))
         return compile_fail(p, KN_ERR_ARG,
                             "plan: KILN_PASSES='%s': expected none, all, or a comma list of dce, cse, fold, "
                             "inplace, memplan", getenv("KILN_PASSES"));
     char why[256];
-    kn_status st = kn__ir_build(&p->ir, g, outputs, n_outputs, p->opts.backend, p->opts.training, why, sizeof why);
+    kn_status st = kn__ir_build(&p->ir, g, outputs, n_outputs, host_backend, p->opts.training, why, sizeof why);
     if (st)
         return compile_fail(p, st, "%s", why);
 
@@ -221,7 +236,7 @@ kn_status kn_plan_compile(kn_plan **out, kn_graph *g, kn_node *const *outputs, i
         plan_step *stp = &p->steps[p->n_steps++];
         stp->v = i;
         size_t ws = 0;
-        if (kn__pick_kernel(n, p->opts.backend, &stp->fn, &ws, &stp->fallback)) {
+        if (kn__pick_kernel(n, host_backend, &stp->fn, &ws, &stp->fallback)) {
             kn__free(scratch);
             kn__free(work_of);
             return compile_fail(p, KN_ERR_UNSUPPORTED, "plan: op %s has no kernel", kn__op_names[n->op]);
@@ -232,6 +247,9 @@ kn_status kn_plan_compile(kn_plan **out, kn_graph *g, kn_node *const *outputs, i
             p->n_fallbacks++;
             scratch[v->pos] += kn__fallback_copy_bytes(n);
         }
+        size_t cws = 0; /* the device arena has the host layout: room for either scratch */
+        if (cuda && kn__cuda_step_supported(n, &cws) && align64(cws) > scratch[v->pos])
+            scratch[v->pos] = align64(cws);
     }
     if (p->opts.debug_numerics)
         p->passes &= ~KN_PASS_INPLACE; /* keep inputs intact so the check can tell where a NaN began */
@@ -284,9 +302,19 @@ kn_status kn_plan_compile(kn_plan **out, kn_graph *g, kn_node *const *outputs, i
     }
     kn__free(work_of);
     resolve(p);
+    if (cuda && (st = kn__cuda_plan_new(&p->dev, p, dev_msg, sizeof dev_msg)) != KN_OK)
+        return compile_fail(p, st, "plan: %s", dev_msg);
     *out = p;
     return KN_OK;
 }
+
+/* ---- what the device side (plan_device.h) reads ---- */
+kn_graph *kn__plan_graph(const kn_plan *p) { return p->graph; }
+const kn_plan_opts *kn__plan_opts(const kn_plan *p) { return &p->opts; }
+int kn__plan_step_node(const kn_plan *p, int s) { return p->steps[s].v; }
+const kn__kargs *kn__plan_step_args(const kn_plan *p, int s) { return &p->steps[s].args; }
+size_t kn__plan_param_bytes(const kn_plan *p) { return p->param_bytes; }
+void kn__plan_add_step_seconds(kn_plan *p, int s, double seconds) { p->steps[s].seconds += seconds; }
 
 static void refresh(kn_plan *p)
 {
@@ -323,44 +351,93 @@ static kn_status check_numerics(kn_plan *p, const plan_step *st, const kn_node *
     return KN_ERR_RANGE;
 }
 
+kn_status kn__plan_run_step_host(kn_plan *p, int s)
+{
+    plan_step *st = &p->steps[s];
+    const kn_node *n = p->ir.nodes[st->v].node;
+    st->args.step = p->step_count;
+    if (st->fallback)
+        for (int i = 0; i < n->nsrc; i++)
+            if (kn_dtype_is_float(n->src[i]->dtype))
+                kn_convert(st->args.src[i], KN_F64, st->orig_src[i], n->src[i]->dtype, kn__numel(n->src[i]));
+    double t0 = p->opts.profile ? kn__now_seconds() : 0;
+    kn_status rc = st->fn(&st->args);
+    if (p->opts.profile)
+        st->seconds += kn__now_seconds() - t0;
+    if (rc) {
+        char inner[sizeof p->msg];
+        memcpy(inner, p->msg, sizeof inner);
+        snprintf(p->msg, sizeof p->msg, "%s (node %d%s%s): %s", kn__op_names[n->op], n->id,
+                 n->name[0] ? " " : "", n->name, inner[0] ? inner : kn_status_name(rc));
+        return rc;
+    }
+    if (st->fallback) {
+        if (kn__op_flags[n->op] & KN_OPF_MUTATES)
+            for (int i = 0; i < n->nsrc; i++)
+                if (kn_dtype_is_float(n->src[i]->dtype))
+                    kn_convert(st->orig_src[i], n->src[i]->dtype, st->args.src[i], KN_F64, kn__numel(n->src[i]));
+        if (kn_dtype_is_float(n->dtype))
+            kn_convert(st->orig_dst, n->dtype, st->args.dst, KN_F64, kn__numel(n));
+    }
+    if (p->opts.debug_numerics && (rc = check_numerics(p, st, n)) != KN_OK)
+        return rc;
+    return KN_OK;
+}
+
+kn_status kn_plan_wait(kn_plan *p)
+{
+    if (!p)
+        return KN_ERR_ARG;
+    if (!p->pending)
+        return KN_OK;
+    p->pending = false;
+    kn_status rc = kn__cuda_plan_wait(p->dev, p->msg, sizeof p->msg);
+    if (rc)
+        return rc;
+    p->step_count++;
+    p->profiled_runs++;
+    return KN_OK;
+}
+
+kn_status kn_plan_run_async(kn_plan *p)
+{
+    if (!p)
+        return KN_ERR_ARG;
+    if (!p->dev)
+        return kn_plan_run(p);
+    kn_status rc = kn_plan_wait(p); /* one run in flight */
+    if (rc)
+        return rc;
+    p->msg[0] = 0;
+    refresh(p);
+    if (p->opts.threads > 0)
+        omp_set_num_threads(p->opts.threads); /* CPU-fallback steps */
+    rc = kn__cuda_plan_launch(p->dev, p->msg, sizeof p->msg);
+    p->pending = rc == KN_OK;
+    return rc;
+}
+
 kn_status kn_plan_run(kn_plan *p)
 {
     if (!p)
         return KN_ERR_ARG;
+    if (p->dev) {
+        kn_status rc = kn_plan_run_async(p);
+        return rc ? rc : kn_plan_wait(p);
+    }
     p->msg[0] = 0;
     refresh(p);
     if (p->opts.threads > 0)
         omp_set_num_threads(p->opts.threads);
-    for (int s = 0; s < p->n_steps; s++) {
-        plan_step *st = &p->steps[s];
-        const kn_node *n = p->ir.nodes[st->v].node;
-        st->args.step = p->step_count;
-        if (st->fallback)
-            for (int i = 0; i < n->nsrc; i++)
-                if (kn_dtype_is_float(n->src[i]->dtype))
-                    kn_convert(st->args.src[i], KN_F64, st->orig_src[i], n->src[i]->dtype, kn__numel(n->src[i]));
-        double t0 = p->opts.profile ? kn__now_seconds() : 0;
-        kn_status rc = st->fn(&st->args);
-        if (p->opts.profile)
-            st->seconds += kn__now_seconds() - t0;
-        if (rc) {
-            char inner[sizeof p->msg];
-            memcpy(inner, p->msg, sizeof inner);
-            snprintf(p->msg, sizeof p->msg, "%s (node %d%s%s): %s", kn__op_names[n->op], n->id,
-                     n->name[0] ? " " : "", n->name, inner[0] ? inner : kn_status_name(rc));
-            return rc;
-        }
-        if (st->fallback) {
-            if (kn__op_flags[n->op] & KN_OPF_MUTATES)
-                for (int i = 0; i < n->nsrc; i++)
-                    if (kn_dtype_is_float(n->src[i]->dtype))
-                        kn_convert(st->orig_src[i], n->src[i]->dtype, st->args.src[i], KN_F64, kn__numel(n->src[i]));
-            if (kn_dtype_is_float(n->dtype))
-                kn_convert(st->orig_dst, n->dtype, st->args.dst, KN_F64, kn__numel(n));
-        }
-        if (p->opts.debug_numerics && (rc = check_numerics(p, st, n)) != KN_OK)
-            return rc;
+    char why[512];
+    if (kn__graph_params_to_host(p->graph, why, sizeof why)) { /* a CUDA plan held newer values */
+        snprintf(p->msg, sizeof p->msg, "copying the parameters back from the GPU: %s", why);
+        return KN_ERR_DEVICE;
     }
+    kn_status rc;
+    for (int s = 0; s < p->n_steps; s++)
+        if ((rc = kn__plan_run_step_host(p, s)) != KN_OK)
+            return rc;
     p->step_count++;
     p->profiled_runs++;
     return KN_OK;
@@ -404,7 +481,11 @@ const void *kn_plan_data(kn_plan *p, const kn_node *n)
 {
     if (!in_plan(p, n))
         return NULL;
+    if (p->pending && kn_plan_wait(p) != KN_OK)
+        return NULL; /* the run failed: kn_plan_error says why */
     refresh(p);
+    if (p->dev && kn__plan_addr(p, n->id) && kn__cuda_plan_fetch(p->dev, n->id, p->msg, sizeof p->msg))
+        return NULL; /* the copy from the GPU failed: the reason is in kn_plan_error */
     return kn__plan_addr(p, n->id);
 }
 
@@ -457,7 +538,13 @@ const char *kn_plan_error(const kn_plan *p) { return p ? p->msg : "no plan"; }
 size_t kn_plan_arena_bytes(const kn_plan *p) { return p ? p->arena_bytes : 0; }
 size_t kn_plan_peak_bytes(const kn_plan *p) { return p ? p->mem.peak_bytes : 0; }
 int kn_plan_num_steps(const kn_plan *p) { return p ? p->n_steps : 0; }
-int kn_plan_num_fallbacks(const kn_plan *p) { return p ? p->n_fallbacks : 0; }
+int kn_plan_num_fallbacks(const kn_plan *p)
+{
+    return !p ? 0 : p->dev ? kn__cuda_plan_num_fallbacks(p->dev) : p->n_fallbacks;
+}
+kn_backend_kind kn_plan_backend(const kn_plan *p) { return p ? p->opts.backend : KN_BACKEND_CPU; }
+int kn_plan_device(const kn_plan *p) { return p && p->dev ? p->opts.device : -1; }
+bool kn_plan_uses_cuda_graph(const kn_plan *p) { return p && p->dev && kn__cuda_plan_uses_graph(p->dev); }
 uint64_t kn_plan_step_count(const kn_plan *p) { return p ? p->step_count : 0; }
 void kn_plan_set_step_count(kn_plan *p, uint64_t s) { if (p) p->step_count = s; }
 double kn_plan_flops(const kn_plan *p) { return p ? p->flops : 0; }

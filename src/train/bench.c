@@ -14,6 +14,7 @@
 
 #include "../core/alloc.h"
 #include "kiln/bench.h"
+#include "kiln/cuda.h"
 #include "kiln/io.h"
 #include "kiln/quant.h"
 #include "session.h"
@@ -119,8 +120,8 @@ static kn_status build_step(bench_step *b, const kn_model *m, const kn_bench_opt
         if (st)
             return st;
     }
-    kn_plan_opts po = {.backend = KN_BACKEND_CPU, .training = o->mode == KN_BENCH_TRAIN, .threads = o->threads,
-                       .profile = o->profile != NULL};
+    kn_plan_opts po = {.backend = o->backend, .device = o->device, .deterministic = o->deterministic,
+                       .training = o->mode == KN_BENCH_TRAIN, .threads = o->threads, .profile = o->profile != NULL};
     if (o->mode == KN_BENCH_INFER) {
         kn_status st = kn_plan_compile(&b->plan, g, &b->logits, 1, &po);
         return st ? kn_error_set(err, st, "compiling the inference plan: %s", kn_plan_last_error()) : KN_OK;
@@ -265,6 +266,11 @@ kn_status kn_bench(const kn_model *m, const kn_bench_opts *o, kn_bench_result *r
     res->arena_bytes = kn_plan_arena_bytes(b.plan);
     res->plan_steps = kn_plan_num_steps(b.plan);
     res->fallbacks = kn_plan_num_fallbacks(b.plan);
+    res->backend = kn_plan_backend(b.plan);
+    res->device = kn_plan_device(b.plan);
+    res->cuda_graph = kn_plan_uses_cuda_graph(b.plan);
+    if (res->device < 0 || kn_cuda_device_name(res->device, res->device_name, sizeof res->device_name))
+        snprintf(res->device_name, sizeof res->device_name, "%s", res->device < 0 ? "cpu" : "unknown GPU");
     st = kn_model_stats(m, &res->params, &res->model_flops, err);
     if (!st && o->profile && kn_plan_write_profile(b.plan, o->profile, 15))
         st = kn_error_set(err, KN_ERR_IO, "bench: writing the profile failed");

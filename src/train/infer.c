@@ -79,10 +79,12 @@ kn_status kn__check_data(const kn_model *m, const kn_dataset *ds, kn_error *err)
 
 kn_status kn__eval_build(kn_graph *g, const kn_model *m, int64_t batch, int threads, kn__eval_branch *b, kn_error *err)
 {
-    return kn__eval_build_ex(g, m, batch, threads, NULL, b, err);
+    kn_plan_opts po = {.backend = KN_BACKEND_CPU, .threads = threads};
+    return kn__eval_build_on(g, m, batch, &po, NULL, b, err);
 }
 
-kn_status kn__eval_build_ex(kn_graph *g, const kn_model *m, int64_t batch, int threads, const kn_build_opts *o,
+kn_status kn__eval_build_on(kn_graph *g, const kn_model *m, int64_t batch, const kn_plan_opts *base,
+                            const kn_build_opts *o,
                             kn__eval_branch *b, kn_error *err)
 {
     memset(b, 0, sizeof *b);
@@ -96,7 +98,8 @@ kn_status kn__eval_build_ex(kn_graph *g, const kn_model *m, int64_t batch, int t
     b->logits = kn_model_build_ex(m, g, b->x, o, err);
     if (!b->logits)
         return err && err->status ? err->status : kn_error_set(err, kn_graph_status(g), "%s", kn_graph_error(g));
-    kn_plan_opts po = {.backend = KN_BACKEND_CPU, .training = false, .threads = threads};
+    kn_plan_opts po = *base;
+    po.training = false;
     kn_status st = kn_plan_compile(&b->plan, g, &b->logits, 1, &po);
     if (st)
         return kn_error_set(err, st, "compiling the evaluation plan: %s", kn_plan_last_error());
@@ -206,7 +209,17 @@ static float meta_float(const kn_meta *m, const char *key, float dflt)
 
 kn_status kn_infer_load(kn_infer **out, const char *path, int batch, int threads, kn_error *err)
 {
+    return kn_infer_load_on(out, path, batch, threads, KN_BACKEND_CPU, 0, err);
+}
+
+kn_status kn_infer_load_on(kn_infer **out, const char *path, int batch, int threads, kn_backend_kind backend,
+                           int device, kn_error *err)
+{
     *out = NULL;
+    char why[512];
+    kn_status ds = kn_device_resolve(&backend, &device, why, sizeof why);
+    if (ds)
+        return kn_error_set(err, ds, "%s", why);
     kn_meta meta = {0};
     kn_status st = kn_checkpoint_read_meta(path, &meta, err);
     if (st)
@@ -237,7 +250,8 @@ kn_status kn_infer_load(kn_infer **out, const char *path, int batch, int threads
     st = kn__quant_meta(path, &meta, &bo.int8, err);
     if (st)
         goto fail;
-    st = kn__eval_build_ex(inf->g, inf->model, batch > 0 ? batch : 256, threads, &bo, &inf->b, err);
+    kn_plan_opts po = {.backend = backend, .device = device, .threads = threads};
+    st = kn__eval_build_on(inf->g, inf->model, batch > 0 ? batch : 256, &po, &bo, &inf->b, err);
     if (st)
         goto fail;
     st = kn_checkpoint_load(inf->g, path, true, NULL, err);

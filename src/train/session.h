@@ -21,9 +21,10 @@ typedef struct kn__eval_branch {
 
 /* Builds the model on an input [batch, example shape] in g and compiles an inference plan. */
 kn_status kn__eval_build(kn_graph *g, const kn_model *m, int64_t batch, int threads, kn__eval_branch *b, kn_error *err);
-/* The same with build options (o NULL = defaults), e.g. the int8 graph of a quantised checkpoint. */
-kn_status kn__eval_build_ex(kn_graph *g, const kn_model *m, int64_t batch, int threads, const kn_build_opts *o,
-                            kn__eval_branch *b, kn_error *err);
+/* The same with the plan options given (backend, device, threads; po->training is ignored) and
+ * build options (o NULL = defaults; e.g. the int8 graph of a quantised checkpoint). */
+kn_status kn__eval_build_on(kn_graph *g, const kn_model *m, int64_t batch, const kn_plan_opts *po,
+                            const kn_build_opts *o, kn__eval_branch *b, kn_error *err);
 void kn__eval_free(kn__eval_branch *b);
 /* Evaluates examples idx[0..n) of ds (idx NULL: all). */
 kn_status kn__evaluate(kn__eval_branch *b, const kn_dataset *ds, const int64_t *idx, int64_t n, const kn__norm *nm,

@@ -184,8 +184,8 @@ static kn_status build_branch(trainer *t, branch *b, int64_t batch, const char *
     outs[n_outs++] = b->loss;
     outs[n_outs++] = b->logits;
     int accum = t->r.accum > 1 ? t->r.accum : 1;
-    kn_plan_opts po = {.backend = KN_BACKEND_CPU, .training = true, .threads = t->o.threads,
-                       .debug_numerics = t->o.debug_numerics};
+    kn_plan_opts po = {.backend = t->o.backend, .device = t->o.device, .deterministic = t->o.deterministic,
+                       .training = true, .threads = t->o.threads, .debug_numerics = t->o.debug_numerics};
     if (t->o.debug_numerics)
         po.passes = KN_PASS_ALL; /* explicit bits: ignore KILN_PASSES (the in-place pass is off anyway) */
     if (accum > 1) {
@@ -600,6 +600,9 @@ kn_status kn_train(const kn_model *m, const kn_dataset *train, const kn_dataset 
         omp_set_num_threads(opts->threads);
     if (opts->out_dir && mkdir_p(opts->out_dir) != 0)
         return kn_error_set(err, KN_ERR_IO, "cannot create the output directory %s: %s", opts->out_dir, strerror(errno));
+    char why[512];
+    if ((st = kn_device_resolve(&t.o.backend, &t.o.device, why, sizeof why)) != KN_OK) /* once, before any work */
+        return kn_error_set(err, st, "%s", why);
     t.g = kn_graph_new();
     if (!t.g)
         return kn_error_set(err, KN_ERR_OOM, "out of memory");
@@ -617,7 +620,10 @@ kn_status kn_train(const kn_model *m, const kn_dataset *train, const kn_dataset 
     if (!st && rem)
         st = build_branch(&t, &t.rem, rem, "train_last", err);
     if (!st)
-        st = kn__eval_build(t.g, m, opts->eval_batch > 0 ? opts->eval_batch : 1000, opts->threads, &t.eval, err);
+        st = kn__eval_build_on(t.g, m, opts->eval_batch > 0 ? opts->eval_batch : 1000,
+                               &(kn_plan_opts){.backend = t.o.backend, .device = t.o.device,
+                                               .deterministic = t.o.deterministic, .threads = opts->threads},
+                               NULL, &t.eval, err);
     if (!st && opts->resume)
         st = resume(&t, err);
     if (!st)

@@ -22,6 +22,11 @@ kn_status cli_load_model(const char *spec, kn_model **out, kn_error *err);
 void cli_list_builtin(FILE *f);
 /* Prints "kiln <cmd>: <message>" to stderr and returns exit code 1. */
 int cli_fail(const char *cmd, const kn_error *err);
+/* --device cpu|cuda|cuda:N|auto (cli_device.c); false after printing the error. */
+bool cli_device(const char *cmd, const char *s, kn_backend_kind *backend, int *device);
+#define CLI_DEVICE_HELP \
+    "  --device D         cpu (default), cuda, cuda:N, or auto (the GPU when one is present)\n" \
+    "  --deterministic    on the GPU: the same results run to run (fixed algorithms; docs/cuda.md)\n"
 /* Prints a confusion matrix with class names when known. */
 void cli_print_confusion(FILE *f, const kn_eval_result *r, const char *dataset_name);
 const char *cli_class_name(const char *dataset_name, int c); /* NULL when unknown */

@@ -24,6 +24,8 @@ static void usage(FILE *f)
             "  --infer          time one forward pass in inference mode\n"
             "  --batch N        batch size (default 64)\n"
             "  --threads N      CPU threads (default: all cores)\n"
+            "  --device D       cpu (default), cuda, cuda:N, or auto (the GPU when one is present)\n"
+            "  --deterministic  on the GPU: fixed algorithms, same results run to run (docs/cuda.md)\n"
             "  --steps N        timed runs (default: auto, at least 10 runs and --min-time seconds)\n"
             "  --min-time S     seconds of timed runs in auto mode (default 1)\n"
             "  --warmup N       untimed runs first (default 3)\n"
@@ -95,6 +97,11 @@ int cmd_bench(int argc, char **argv)
             o.profile = stderr;
         } else if (cli_flag(argv, i, "--json")) {
             json = true;
+        } else if (cli_flag(argv, i, "--deterministic")) {
+            o.deterministic = true;
+        } else if ((r = cli_opt(argc, argv, &i, "--device", &v)) == 1) {
+            if (!cli_device("bench", v, &o.backend, &o.device))
+                return 2;
         } else if ((r = cli_opt(argc, argv, &i, "--model", &v)) == 1) {
             model_spec = v;
         } else if (r == 0 && (r = cli_opt(argc, argv, &i, "--optimizer", &v)) == 1) {
@@ -165,12 +172,14 @@ int cmd_bench(int argc, char **argv)
     if (st)
         return cli_fail("bench", &err);
     int threads = o.threads > 0 ? o.threads : omp_get_max_threads();
-    if (!peak_given)
+    bool gpu = res.backend == KN_BACKEND_CUDA;
+    if (!peak_given && !gpu) /* the CPU FMA peak is no yardstick for a GPU run */
         peak = kn_peak_fma_gflops(threads, 0.2);
     double fraction = peak > 0 ? res.gflops / peak : 0;
     struct rusage ru;
     long rss_kb = getrusage(RUSAGE_SELF, &ru) == 0 ? ru.ru_maxrss : 0;
     const char *mode = o.mode == KN_BENCH_TRAIN ? "train" : "infer";
+    char devname[32];
 
     if (json) {
         printf("{\"model\":");
@@ -181,15 +190,21 @@ int cmd_bench(int argc, char **argv)
         printf(",\"steps\":%d,\"warmup\":%d,\"step_ms\":%.6g,\"min_ms\":%.6g,\"max_ms\":%.6g,\"mean_ms\":%.6g,"
                "\"images_per_s\":%.6g,\"flops_per_step\":%.6g,\"gflops\":%.6g,\"peak_gflops\":%.6g,"
                "\"peak_isa\":\"%s\",\"peak_fraction\":%.6g,\"forward_flops_per_example\":%.6g,\"params\":%lld,"
-               "\"plan_steps\":%d,\"fallbacks\":%d,\"arena_bytes\":%zu,\"compile_ms\":%.6g,\"peak_rss_kb\":%ld}\n",
+               "\"plan_steps\":%d,\"fallbacks\":%d,\"arena_bytes\":%zu,\"compile_ms\":%.6g,\"peak_rss_kb\":%ld,"
+               "\"device\":\"%s\",\"cuda_graph\":%s,\"device_name\":",
                res.steps, o.warmup, res.median_ms, res.min_ms, res.max_ms, res.mean_ms, res.images_per_s,
                res.flops_per_step, res.gflops, peak, kn_peak_isa(), fraction, res.model_flops,
-               (long long)res.params, res.plan_steps, res.fallbacks, res.arena_bytes, res.compile_ms, rss_kb);
+               (long long)res.params, res.plan_steps, res.fallbacks, res.arena_bytes, res.compile_ms, rss_kb,
+               kn_device_name(res.backend, res.device, devname, sizeof devname), res.cuda_graph ? "true" : "false");
+        json_str(stdout, res.device_name);
+        printf("}\n");
         return 0;
     }
-    printf("kiln bench: %s, %s%s%s, batch %lld, %d threads, precision %s\n", model_spec, mode,
+    printf("kiln bench: %s, %s%s%s, batch %lld, %d threads, precision %s, device %s%s%s%s\n", model_spec, mode,
            o.mode == KN_BENCH_TRAIN ? " with " : "", o.mode == KN_BENCH_TRAIN ? recipe.optimizer : "",
-           (long long)o.batch, threads, kn_precision_name(o.precision));
+           (long long)o.batch, threads, kn_precision_name(o.precision),
+           kn_device_name(res.backend, res.device, devname, sizeof devname), gpu ? " (" : "", gpu ? res.device_name : "",
+           gpu ? (res.cuda_graph ? ", one CUDA graph per step)" : ")") : "");
     printf("  step time    %.3f ms median (min %.3f, max %.3f; %d timed runs after %d warm-up)\n", res.median_ms,
            res.min_ms, res.max_ms, res.steps, o.warmup);
     printf("  throughput   %.1f images/s\n", res.images_per_s);
@@ -201,8 +216,8 @@ int cmd_bench(int argc, char **argv)
                100 * fraction, peak, peak_given ? "given" : kn_peak_isa(), threads, peak_given ? "" : ", measured");
     else
         printf("  achieved     %.2f GFLOP/s\n", res.gflops);
-    printf("  plan         %d kernels (%d on reference fallbacks), arena %.1f MB, built in %.1f ms\n", res.plan_steps,
-           res.fallbacks, (double)res.arena_bytes / 1e6, res.compile_ms);
+    printf("  plan         %d kernels (%d %s), arena %.1f MB, built in %.1f ms\n", res.plan_steps, res.fallbacks,
+           gpu ? "on the CPU with copies" : "on reference fallbacks", (double)res.arena_bytes / 1e6, res.compile_ms);
     printf("  peak RSS     %.1f MB\n", (double)rss_kb / 1024.0);
     return 0;
 }

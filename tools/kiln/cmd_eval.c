@@ -10,21 +10,22 @@
 int cmd_eval(int argc, char **argv)
 {
     const char *models[16], *data = "fashion-mnist";
-    int n_models = 0, threads = 0, json = 0, compare = 0;
+    int n_models = 0, threads = 0, json = 0, compare = 0, device = 0;
     double seconds = 1.0;
+    kn_backend_kind backend = KN_BACKEND_CPU;
     for (int i = 2; i < argc; i++) {
         const char *v = NULL;
         int r = 0;
         if (cli_flag(argv, i, "--help") || cli_flag(argv, i, "-h")) {
             printf("usage: kiln eval --model DIR/model.safetensors [--model ...] [--data fashion-mnist|DIR] [--json] "
-                   "[--threads N]\n"
+                   "[--threads N] [--device D]\n"
                    "  one model: accuracy, loss and the confusion matrix\n"
                    "  several models (or --compare): a side-by-side table, one row per model: accuracy, loss,\n"
                    "    parameters, checkpoint size, FLOPs per example, latency at batch 1 (ms) and throughput\n"
                    "    at batch 64 (examples/s); checkpoints may be given as run directories\n"
                    "  --bench-seconds S  time each latency/throughput measurement for at least S seconds and\n"
                    "                     10 runs (default 1)\n"
-                   "  --json             JSON (an array with several models)\n");
+                   "  --json             JSON (an array with several models)\n" CLI_DEVICE_HELP);
             return 0;
         } else if ((r = cli_opt(argc, argv, &i, "--model", &v))) {
             if (r > 0 && n_models < 16)
@@ -39,6 +40,11 @@ int cmd_eval(int argc, char **argv)
         } else if ((r = cli_opt(argc, argv, &i, "--bench-seconds", &v))) {
             if (!cli_double("eval", "--bench-seconds", v, 0, 3600, &seconds))
                 return 2;
+        } else if ((r = cli_opt(argc, argv, &i, "--device", &v))) {
+            if (r > 0 && !cli_device("eval", v, &backend, &device))
+                return 2;
+        } else if (cli_flag(argv, i, "--deterministic")) {
+            /* evaluation has no order-varying reductions to fix: accepted for symmetry */
         } else if (cli_flag(argv, i, "--json")) {
             json = 1;
         } else if (cli_flag(argv, i, "--compare")) {
@@ -74,7 +80,8 @@ int cmd_eval(int argc, char **argv)
     for (int k = 0; k < n_models && !rc; k++) {
         kn_infer *inf = NULL;
         kn_eval_result res = {0};
-        if (kn_infer_load(&inf, models[k], 500, threads, &err) || kn_infer_evaluate(inf, test, &res, &err)) {
+        if (kn_infer_load_on(&inf, models[k], 500, threads, backend, device, &err) ||
+            kn_infer_evaluate(inf, test, &res, &err)) {
             rc = cli_fail("eval", &err);
         } else if (json) {
             printf("%s{\"model\": \"%s\", \"data\": \"%s\", \"examples\": %lld, \"accuracy\": %.6f, \"loss\": %.6f}%s\n",
@@ -125,13 +132,15 @@ int cmd_predict(int argc, char **argv)
 {
     const char *model = NULL, *data = NULL, *files[256];
     long long indices[256], top = 3;
-    int n_files = 0, n_idx = 0, threads = 0;
+    int n_files = 0, n_idx = 0, threads = 0, device = 0;
+    kn_backend_kind backend = KN_BACKEND_CPU;
     for (int i = 2; i < argc; i++) {
         const char *v = NULL;
         int r = 0;
         if (cli_flag(argv, i, "--help") || cli_flag(argv, i, "-h")) {
             printf("usage: kiln predict --model DIR/model.safetensors IMAGE.png ... [--top K]\n"
-                   "       kiln predict --model DIR/model.safetensors --data fashion-mnist --index I [--index J ...]\n");
+                   "       kiln predict --model DIR/model.safetensors --data fashion-mnist --index I [--index J ...]\n"
+                   "  [--threads N] [--device cpu|cuda|cuda:N|auto]\n");
             return 0;
         } else if ((r = cli_opt(argc, argv, &i, "--model", &v))) {
             model = v;
@@ -148,6 +157,9 @@ int cmd_predict(int argc, char **argv)
             if (!cli_int("predict", "--threads", v, 0, 1024, &t))
                 return 2;
             threads = (int)t;
+        } else if ((r = cli_opt(argc, argv, &i, "--device", &v))) {
+            if (r > 0 && !cli_device("predict", v, &backend, &device))
+                return 2;
         } else if (argv[i][0] != '-' && n_files < 256) {
             files[n_files++] = argv[i];
         } else {
@@ -165,7 +177,7 @@ int cmd_predict(int argc, char **argv)
     }
     kn_error err = {0};
     kn_infer *inf = NULL;
-    if (kn_infer_load(&inf, model, 64, threads, &err))
+    if (kn_infer_load_on(&inf, model, 64, threads, backend, device, &err))
         return cli_fail("predict", &err);
     const kn_model *m = kn_infer_model(inf);
     int64_t shape[3] = {1, 1, 1};

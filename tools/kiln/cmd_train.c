@@ -35,6 +35,7 @@ void cli_train_options_help(FILE *f)
             "  --loss-scale-window N  fp16: clean steps before the loss scale doubles (default 2000)\n"
             "  --seed N           random seed (default 42)\n"
             "  --threads N        CPU threads (default: all cores)\n"
+            CLI_DEVICE_HELP
             "  --resume DIR       continue the run saved in DIR (same model, data and seed)\n"
             "  --stop-after-steps N  save and stop after N optimizer steps (resume later)\n"
             "  --debug-numerics   stop at the first op that produces NaN/Inf and name it (slow); without\n"
@@ -120,6 +121,11 @@ int cli_train_main(int argc, char **argv, const cli_train_ext *x)
             if (!cli_int(x->cmd, "--stop-after-steps", v, 1, (long long)1 << 62, &t))
                 return 2;
             o.stop_after_steps = t;
+        } else if ((r = cli_opt(argc, argv, &i, "--device", &v))) {
+            if (r > 0 && !cli_device(x->cmd, v, &o.backend, &o.device))
+                return 2;
+        } else if (cli_flag(argv, i, "--deterministic")) {
+            o.deterministic = true;
         } else if (cli_flag(argv, i, "--quiet")) {
             o.progress = false;
         } else if (cli_flag(argv, i, "--debug-numerics")) {
@@ -163,6 +169,11 @@ int cli_train_main(int argc, char **argv, const cli_train_ext *x)
     }
     if (x->check && x->check(&o))
         return 2;
+    char why[512];
+    if (kn_device_resolve(&o.backend, &o.device, why, sizeof why)) { /* before loading any data */
+        fprintf(stderr, "kiln %s: %s\n", x->cmd, why);
+        return 1;
+    }
     kn_error err = {0};
     if ((o.loss_scale > 0 || o.loss_scale_window > 0) && o.precision != KN_PRECISION_FP16) {
         fprintf(stderr, "kiln %s: --loss-scale and --loss-scale-window apply to --precision fp16 only (%s needs no "
@@ -194,9 +205,11 @@ int cli_train_main(int argc, char **argv, const cli_train_ext *x)
         return cli_fail(x->cmd, &err);
     }
     const kn_recipe *r = &o.recipe;
-    fprintf(stderr, "kiln %s: %s on %s (%lld train, %lld test examples), %s lr %g, batch %d, %d epochs, seed %llu%s%s\n",
-            x->cmd, model_spec, data, (long long)train->n, (long long)(test ? test->n : 0), r->optimizer, r->lr, r->batch,
-            r->epochs, (unsigned long long)o.seed, o.precision ? ", precision " : "",
+    char dev[32];
+    fprintf(stderr, "kiln %s: %s on %s (%lld train, %lld test examples), %s lr %g, batch %d, %d epochs, seed %llu, "
+            "device %s%s%s\n", x->cmd, model_spec, data, (long long)train->n, (long long)(test ? test->n : 0),
+            r->optimizer, r->lr, r->batch, r->epochs, (unsigned long long)o.seed,
+            kn_device_name(o.backend, o.device, dev, sizeof dev), o.precision ? ", precision " : "",
             o.precision ? kn_precision_name(o.precision) : "");
     if (o.teacher)
         fprintf(stderr, "kiln %s: teacher %s, temperature %g, alpha %g\n", x->cmd, o.teacher, o.temperature, o.alpha);

@@ -76,3 +76,27 @@ kn_status kn_cuda_axpy_f32(kn_cuda_backend *b, int64_t n, float alpha, const flo
     }
     return st;
 }
+
+#ifndef KN_CUDA_ARCHS
+#define KN_CUDA_ARCHS "(unknown)"
+#endif
+
+/* Whether this build's kernels run on `device`: asks the runtime for a real kernel's
+ * attributes, which fails when no embedded image (SASS or PTX) suits the device. */
+extern "C" kn_status kn__cuda_probe_arch(int device, char *msg, size_t size)
+{
+    cudaDeviceProp prop;
+    kn_status st = kn__cuda_status(cudaGetDeviceProperties(&prop, device), "cudaGetDeviceProperties", msg, size);
+    if (st)
+        return st;
+    cudaFuncAttributes attr;
+    cudaError_t err = cudaFuncGetAttributes(&attr, axpy_f32_kernel);
+    if (err == cudaSuccess)
+        return KN_OK;
+    (void)cudaGetLastError();
+    snprintf(msg, size,
+             "cuda:%d (%.200s, compute capability %d.%d) is not supported by this build of kiln (CUDA "
+             "architectures %s: %s): rebuild with -DCMAKE_CUDA_ARCHITECTURES=native on this machine",
+             device, prop.name, prop.major, prop.minor, KN_CUDA_ARCHS, cudaGetErrorString(err));
+    return KN_ERR_UNSUPPORTED;
+}

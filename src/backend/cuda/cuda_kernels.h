@@ -4,7 +4,12 @@
  * the plan's kn__cuda_ctx in kn__kargs.device. A kernel enqueues its work on ctx->stream and
  * returns without synchronising; it checks every launch (cudaGetLastError) and library call
  * and returns KN_ERR_DEVICE / KN_ERR_OOM with a message in a->err (kn__kerr) on failure. A
- * node the table does not support runs on the CPU with copies (the plan logs it). Random ops
+ * node the table does not support runs on the CPU with copies (the plan logs it).
+ * Kernels must be capturable into a CUDA graph: no allocation, no synchronisation, no host
+ * reads of device data while enqueueing, and nothing that changes from run to run in their
+ * launch arguments (read the step counter through ctx->step; data errors go to
+ * ctx->data_error). Elementwise kernels must allow dst == src (the in-place pass, like on
+ * the CPU: kn__op_inplace_ok). Random ops
  * use the same counter-based Philox stream as the CPU (src/core/philox.h is host-device), so
  * dropout masks match bit for bit. */
 #ifndef KN_CUDA_KERNELS_H
@@ -14,6 +19,19 @@
 #include <cuda_runtime.h>
 
 #include "../backend.h"
+
+/* Bad data found by a kernel on the device (a label ≥ classes, an embedding index out of
+ * range): the kernel cannot return KN_ERR_RANGE for it, so it records the first one here
+ * (claim with atomicCAS(&code, 0, KN_ERR_RANGE), then fill the rest) and carries on; the
+ * plan reads the record after every run and reports "<op> (node N): value V at index I is
+ * outside [0, LIMIT)" as KN_ERR_RANGE. */
+typedef struct kn__cuda_data_error {
+    int code;        /* 0 = none */
+    int node;        /* kn_node.id of the kernel's node */
+    long long index; /* flat element index of the bad value */
+    long long value;
+    long long limit; /* valid values are 0 .. limit - 1 */
+} kn__cuda_data_error;
 
 /* Per-plan device context handed to every kernel through kn__kargs.device. */
 typedef struct kn__cuda_ctx {
@@ -26,6 +44,12 @@ typedef struct kn__cuda_ctx {
     int math;                   /* KN_CUDA_MATH_*: FP32 exact, TF32 or BF16 tensor cores */
     bool deterministic;         /* no atomics whose order varies; fixed algorithms */
     int sm_count;               /* multiprocessors, for grid sizing */
+    /* DEVICE address of the plan's step counter (completed runs, = kn__kargs.step), written
+     * by an async copy before every run. A kernel whose work depends on the step (dropout's
+     * Philox offset) must read it here, not from kn__kargs.step: the plan captures its
+     * kernels once into a CUDA graph and replays them, so launch arguments are frozen. */
+    const unsigned long long *step;
+    kn__cuda_data_error *data_error; /* DEVICE address; see kn__cuda_data_error */
 } kn__cuda_ctx;
 
 enum { KN_CUDA_MATH_FP32 = 0, KN_CUDA_MATH_TF32 = 1, KN_CUDA_MATH_BF16 = 2 };

@@ -12,6 +12,8 @@ static thread_local char last_error[512];
 
 const char *kn_cuda_last_error(void) { return last_error; }
 
+extern "C" void kn__cuda_set_last_error(const char *msg) { snprintf(last_error, sizeof last_error, "%s", msg); }
+
 kn_status kn__cuda_status(cudaError_t err, const char *what, char *msg, size_t size)
 {
     if (err == cudaSuccess)
