@@ -21,6 +21,8 @@
 extern "C" {
 #endif
 
+struct kn_prune_opts; /* kiln/prune.h */
+
 typedef struct kn_train_opts {
     kn_recipe recipe;         /* optimizer, schedule, batch, epochs, augmentation, val split */
     uint64_t seed;            /* parameter init, shuffling, augmentation, dropout */
@@ -39,12 +41,18 @@ typedef struct kn_train_opts {
     kn_precision precision;   /* conv/dense compute precision; the weights stay FP32 masters */
     double loss_scale;        /* FP16: initial dynamic loss scale (0 = 65536) */
     int loss_scale_window;    /* FP16: clean steps before the scale doubles (0 = 2000) */
-    const char *init_from;    /* checkpoint (file or directory) whose weights start the run with a
-                                 fresh optimizer and schedule: fine-tuning; NULL = initialise */
+    const char *init_from;    /* checkpoint (file or directory) whose weights (and batch-norm running
+                                 statistics, and input normalisation) start the run with a fresh
+                                 optimizer and schedule: fine-tuning; NULL = initialise. Its
+                                 parameters must match the model's (names, shapes). Ignored with
+                                 resume. With 0 epochs the initialised model is saved as is. */
     const char *teacher;      /* distillation: the teacher's checkpoint; NULL = plain training */
     double temperature;       /* distillation: softening temperature T (> 0) */
     double alpha;             /* distillation: weight of T²·KL(teacher‖student); CE gets 1 − alpha */
     bool qat;                 /* quantisation-aware training (fake int8 quantisation, STE) */
+    /* unstructured magnitude pruning with masks kept through training (kiln/prune.h); NULL = none.
+     * Borrowed: must outlive the kn_train call. */
+    const struct kn_prune_opts *prune;
 } kn_train_opts;
 
 void kn_train_opts_defaults(kn_train_opts *o); /* recipe defaults, seed 42 */

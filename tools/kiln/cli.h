@@ -32,5 +32,6 @@ int cmd_predict(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_graph(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+int cmd_prune(int argc, char **argv);
 
 #endif

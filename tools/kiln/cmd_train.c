@@ -24,6 +24,8 @@ static void usage(FILE *f)
             "  --seed N           random seed (default 42)\n"
             "  --threads N        CPU threads (default: all cores)\n"
             "  --resume DIR       continue the run saved in DIR (same model, data and seed)\n"
+            "  --init-from CKPT   start from the weights of a checkpoint (file or run directory) of the same\n"
+            "                     model, with a fresh optimizer and schedule: fine-tuning\n"
             "  --stop-after-steps N  save and stop after N optimizer steps (resume later)\n"
             "  --debug-numerics   stop at the first op that produces NaN/Inf and name it (slow); without\n"
             "                     it a step with a non-finite loss or gradient is skipped and counted\n"
@@ -68,6 +70,8 @@ int cmd_train(int argc, char **argv)
             out = v;
         } else if ((r = cli_opt(argc, argv, &i, "--resume", &v))) {
             o.resume = v;
+        } else if ((r = cli_opt(argc, argv, &i, "--init-from", &v))) {
+            o.init_from = v;
         } else if ((r = cli_opt(argc, argv, &i, "--seed", &v))) {
             long long s;
             if (!cli_int("train", "--seed", v, 0, (long long)1 << 62, &s))
