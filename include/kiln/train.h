@@ -22,6 +22,8 @@
 extern "C" {
 #endif
 
+struct kn_prune_opts; /* kiln/prune.h */
+
 typedef struct kn_train_opts {
     kn_recipe recipe;         /* optimizer, schedule, batch, epochs, augmentation, val split */
     uint64_t seed;            /* parameter init, shuffling, augmentation, dropout */
@@ -42,8 +44,11 @@ typedef struct kn_train_opts {
     double loss_scale;        /* FP16: initial dynamic loss scale (0 = 65536); a step with non-finite
                                  gradients is skipped and halves it (ignored for FP32/BF16) */
     int loss_scale_window;    /* FP16: clean steps before the scale doubles (0 = 2000) */
-    const char *init_from;    /* checkpoint (file or directory) whose weights start the run with a
-                                 fresh optimizer and schedule: fine-tuning; NULL = initialise */
+    const char *init_from;    /* checkpoint (file or directory) whose weights (and batch-norm running
+                                 statistics, and input normalisation) start the run with a fresh
+                                 optimizer and schedule: fine-tuning; NULL = initialise. Its
+                                 parameters must match the model's (names, shapes). Ignored with
+                                 resume. With 0 epochs the initialised model is saved as is. */
     const char *teacher;      /* distillation: the teacher's checkpoint (file or run directory) whose
                                  model and weights are built frozen into the training graph; its
                                  inputs and classes must match the student's; NULL = plain training.
@@ -52,6 +57,9 @@ typedef struct kn_train_opts {
     double alpha;             /* distillation: weight of T²·KL(teacher‖student); CE gets 1 − alpha
                                  (in [0, 1]; default 0.9). See kn_distill_loss. */
     bool qat;                 /* quantisation-aware training (fake int8 quantisation, STE) */
+    /* unstructured magnitude pruning with masks kept through training (kiln/prune.h); NULL = none.
+     * Borrowed: must outlive the kn_train call. */
+    const struct kn_prune_opts *prune;
 
     /* ---- device (docs/cuda.md) ---- */
     kn_backend_kind backend;  /* KN_BACKEND_CPU (the default, 0), KN_BACKEND_CUDA or KN_BACKEND_AUTO */

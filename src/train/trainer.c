@@ -13,7 +13,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "../compress/prune_internal.h"
 #include "../core/alloc.h"
+#include "finetune.h"
 #include "kiln/io.h"
 #include "loss_scale.h"
 #include "distill.h"
@@ -51,6 +53,8 @@ typedef struct trainer {
     int64_t batch_in_epoch;/* batches done in the current epoch (resume point) */
     kn_epoch_log *logs;
     int n_logs, cap_logs;
+    kn__pruner *pr;        /* unstructured pruning masks (opts.prune), NULL without */
+    char pruning[512];     /* kiln.pruning of the checkpoint the run started from ("" if none) */
 } trainer;
 
 void kn_train_opts_defaults(kn_train_opts *o)
@@ -159,6 +163,11 @@ static kn_status build_branch(trainer *t, branch *b, int64_t batch, const char *
     if (t->n_params > MAX_PARAMS)
         return kn_error_set(err, KN_ERR_UNSUPPORTED, "the model has %d parameter tensors; at most %d are supported",
                             t->n_params, MAX_PARAMS);
+    if (t->o.prune && !t->pr) { /* masks are parameters: created before any plan is compiled */
+        kn_status pst = kn__pruner_new(&t->pr, g, t->params, t->n_params, t->o.prune, err);
+        if (pst)
+            return pst;
+    }
     kn_node *grads[MAX_PARAMS], *from = b->loss;
     if (t->ls.on) { /* FP16: backward from loss·S, gradients·(1/S) before accumulation and the guard */
         snprintf(name, sizeof name, "%s.loss_scale", tag);
@@ -268,6 +277,11 @@ static kn_status train_batch(trainer *t, branch *b, const kn_batch *bt, int64_t 
     int accum = t->r.accum > 1 ? t->r.accum : 1;
     bool last_micro = accum == 1 || t->micro_count + 1 == accum;
     kn_plan *p = last_micro ? b->plan : b->micro;
+    if (t->micro_count == 0) {
+        kn_status pst = kn__pruner_before_step(t->pr, t->g, t->step, spe * t->r.epochs, err);
+        if (pst)
+            return pst;
+    }
     int64_t size = kn_node_numel(b->x) / b->batch;
     memcpy(kn_plan_input_data(p, b->x), bt->x, (size_t)(bt->n * size) * sizeof(float));
     memcpy(kn_plan_input_data(p, b->y), bt->y, (size_t)bt->n * sizeof(int32_t));
@@ -317,6 +331,7 @@ static kn_status train_batch(trainer *t, branch *b, const kn_batch *bt, int64_t 
                 (long long)t->step, t->ls.window, t->ls.scale,
                 t->ls.doublings == 10 ? " (further changes are only counted)" : "");
     t->step++;
+    kn__pruner_apply(t->pr, t->g);
     return KN_OK;
 }
 
@@ -356,6 +371,12 @@ static kn_status save_checkpoint(trainer *t, const char *path, kn_error *err)
         st = kn_meta_set(&meta, "kiln.history", history);
     kn__free(recipe);
     kn__free(history);
+    if (!st && (t->pr || t->pruning[0])) { /* what pruning made this model: kept through fine-tuning */
+        char note[sizeof t->pruning + 200];
+        const char *mine = t->pr && !strstr(t->pruning, kn__pruner_describe(t->pr)) ? kn__pruner_describe(t->pr) : "";
+        snprintf(note, sizeof note, "%s%s%s", t->pruning, t->pruning[0] && mine[0] ? "; " : "", mine);
+        st = kn_meta_set(&meta, "kiln.pruning", note);
+    }
     if (!st)
         st = kn_checkpoint_save_ex(t->g, path, &meta, t->o.teacher ? KN__TEACHER_PREFIX : NULL, err);
     else
@@ -403,6 +424,8 @@ static kn_status resume(trainer *t, kn_error *err)
                           path, prec ? prec : "fp32", want);
     if (!st)
         st = kn__loss_scaler_load(&t->ls, &meta, path, err);
+    if (kn_meta_get(&meta, "kiln.pruning"))
+        snprintf(t->pruning, sizeof t->pruning, "%s", kn_meta_get(&meta, "kiln.pruning"));
     if (!st && kn_meta_get(&meta, "kiln.history"))
         st = kn__history_parse(kn_meta_get(&meta, "kiln.history"), &t->logs, &t->n_logs, &t->cap_logs);
     kn_meta_clear(&meta);
@@ -431,6 +454,7 @@ static void trainer_free(trainer *t)
     kn_plan_free(t->rem.micro);
     kn__eval_free(&t->eval);
     kn__distill_close(&t->distill);
+    kn__pruner_free(t->pr);
     kn_graph_free(t->g);
     kn__free(t->logs);
 }
@@ -624,10 +648,19 @@ kn_status kn_train(const kn_model *m, const kn_dataset *train, const kn_dataset 
                                &(kn_plan_opts){.backend = t.o.backend, .device = t.o.device,
                                                .deterministic = t.o.deterministic, .threads = opts->threads},
                                NULL, &t.eval, err);
+    if (!st && opts->init_from && !opts->resume) /* resuming restores everything anyway */
+        st = kn__init_from(t.g, m, opts->init_from, &t.norm, t.pruning, sizeof t.pruning, err);
     if (!st && opts->resume)
         st = resume(&t, err);
+    if (!st && t.pr) /* masks due now (the first ones; a run without steps gets the target) */
+        st = kn__pruner_before_step(t.pr, t.g, t.step, steps_per_epoch(&t, n_train) * t.r.epochs, err);
     if (!st)
         st = run_epochs(&t, train, test, res, err);
+    if (!st && opts->out_dir && t.r.epochs == 0 && (opts->init_from || opts->prune)) {
+        char path[4096]; /* nothing to train: the initialised (pruned) model is the result */
+        snprintf(path, sizeof path, "%s/model.safetensors", opts->out_dir);
+        st = save_checkpoint(&t, path, err);
+    }
     /* the test set was evaluated after the last epoch unless per-epoch tests are off (or the
      * run had nothing left to train) */
     if (!st && !res->stopped && test && (opts->skip_epoch_test || !res->test.confusion)) {

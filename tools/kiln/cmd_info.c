@@ -35,7 +35,7 @@ int cmd_info(int argc, char **argv)
     int rc = kn_model_summary(m, stdout, &err) ? cli_fail("info", &err) : 0;
     if (!rc && ckpt) {
         const char *keys[] = {"kiln.epoch", "kiln.step", "kiln.seed", "kiln.recipe", "kiln.distill", "kiln.quantized",
-                              "kiln.calibration"};
+                              "kiln.calibration", "kiln.pruning"};
         for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
             const char *v = kn_meta_get(&meta, keys[i]);
             if (v)

@@ -37,6 +37,8 @@ void cli_train_options_help(FILE *f)
             "  --threads N        CPU threads (default: all cores)\n"
             CLI_DEVICE_HELP
             "  --resume DIR       continue the run saved in DIR (same model, data and seed)\n"
+            "  --init-from CKPT   start from the weights of a checkpoint (file or run directory) of the same\n"
+            "                     model, with a fresh optimizer and schedule: fine-tuning\n"
             "  --stop-after-steps N  save and stop after N optimizer steps (resume later)\n"
             "  --debug-numerics   stop at the first op that produces NaN/Inf and name it (slow); without\n"
             "                     it a step with a non-finite loss or gradient is skipped and counted\n"
@@ -92,6 +94,8 @@ int cli_train_main(int argc, char **argv, const cli_train_ext *x)
             out = v;
         } else if ((r = cli_opt(argc, argv, &i, "--resume", &v))) {
             o.resume = v;
+        } else if ((r = cli_opt(argc, argv, &i, "--init-from", &v))) {
+            o.init_from = v;
         } else if ((r = cli_opt(argc, argv, &i, "--seed", &v))) {
             long long s;
             if (!cli_int(x->cmd, "--seed", v, 0, (long long)1 << 62, &s))

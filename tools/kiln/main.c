@@ -16,6 +16,7 @@ static int usage(FILE *f)
             "  info      layers, shapes, parameters and FLOPs of a model or checkpoint\n"
             "  graph     the training step as Graphviz DOT, before or after the graph passes\n"
             "  bench     time a training step or inference: ms, images/s, GFLOP/s, fraction of peak\n"
+            "  prune     prune a trained model (unstructured masks or whole conv filters) and fine-tune it\n"
             "  quantize  int8 post-training quantisation of a checkpoint (calibrated on training data)\n"
             "  version   print the version\n");
     return f == stderr ? 2 : 0;
@@ -42,6 +43,8 @@ int main(int argc, char **argv)
         return cmd_bench(argc, argv);
     if (!strcmp(c, "quantize"))
         return cmd_quantize(argc, argv);
+    if (!strcmp(c, "prune"))
+        return cmd_prune(argc, argv);
     if (!strcmp(c, "version") || !strcmp(c, "--version")) {
         printf("kiln %s\n", KILN_VERSION);
         return 0;
