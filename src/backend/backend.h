@@ -10,6 +10,7 @@ typedef struct kn__backend_kernel {
     kn__kernel_fn fn;
     kn__workspace_fn workspace;        /* NULL = no scratch */
     bool (*supports)(const kn_node *n); /* NULL = every float input and the output are f32 */
+    bool epilogue;                     /* fn applies kn__kargs.epi (the fusion pass may fuse into it) */
 } kn__backend_kernel;
 
 /* The CPU backend's entry for op, or NULL when it has no kernel for it. */

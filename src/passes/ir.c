@@ -33,6 +33,7 @@ kn_status kn__ir_build(kn__ir *ir, kn_graph *g, kn_node *const *outputs, int n_o
         v->flags = KN__IR_LIVE;
         v->merged_into = -1;
         v->inplace_src = -1;
+        v->fused_bn = v->fused_act = -1;
         v->pos = -1;
         v->storage = -1;
     }

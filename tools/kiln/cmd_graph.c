@@ -174,10 +174,10 @@ int cmd_graph(int argc, char **argv)
         mib(sc, sizeof sc, b.scratch_bytes);
         fprintf(stderr,
                 "kiln graph: %s, %s step, batch %lld: %d nodes, %d steps before the passes, %d after "
-                "(%d merged, %d folded, %d dead, %d in place)\n"
+                "(%d merged, %d folded, %d dead, %d fused, %d in place)\n"
                 "kiln graph: arena %s before the passes, %s after (peak live %s, largest scratch %s)\n",
                 model, inference ? "inference" : "training", batch, a.nodes, a.steps, b.steps, b.merged, b.folded,
-                b.dead, b.inplace, ra, ob, pk, sc);
+                b.dead, b.fused, b.inplace, ra, ob, pk, sc);
         FILE *f = out_path ? fopen(out_path, "w") : stdout;
         if (!f) {
             fprintf(stderr, "kiln graph: cannot write %s\n", out_path);

@@ -9,6 +9,7 @@
 
 #include "../../ops/matmul_internal.h"
 #include "../backend.h"
+#include "epilogue.h"
 
 static int64_t batch_numel(const kn_node *t)
 {
@@ -48,6 +49,17 @@ static kn_status matmul_f32(const kn__kargs *a)
     return KN_OK;
 }
 
+/* The fused activation (kn__kargs.epi, no batch norm: the fusion pass folds batch norm into
+ * convolutions only) over y [rows, out], row blocks over threads. */
+static void epilogue(const kn__epilogue *e, float *y, int64_t rows, int64_t out)
+{
+    if (!e)
+        return;
+#pragma omp parallel for schedule(static) if (rows * out > 65536)
+    for (int64_t r = 0; r < rows; r++)
+        kn__epi_apply(e, y + r * out, -1, out);
+}
+
 /* y [rows, out] = x [rows, in] · w [out, in]ᵀ + b: the bias is written first, GEMM adds. */
 static kn_status linear_f32(const kn__kargs *a)
 {
@@ -67,10 +79,12 @@ static kn_status linear_f32(const kn__kargs *a)
     if (in == 0) {
         if (!b)
             memset(y, 0, (size_t)total * sizeof(float));
+        epilogue(a->epi, y, rows, out);
         return KN_OK;
     }
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, (int)out, (int)in, 1.0f, x, (int)in, w,
                 (int)in, b ? 1.0f : 0.0f, y, (int)out);
+    epilogue(a->epi, y, rows, out);
     return KN_OK;
 }
 
@@ -108,5 +122,5 @@ static bool linear_supports(const kn_node *n)
 void kn__cpu_register_matmul(kn__backend_kernel *t)
 {
     t[KN_OP_MATMUL] = (kn__backend_kernel){.fn = matmul_f32, .supports = matmul_supports};
-    t[KN_OP_LINEAR] = (kn__backend_kernel){.fn = linear_f32, .supports = linear_supports};
+    t[KN_OP_LINEAR] = (kn__backend_kernel){.fn = linear_f32, .supports = linear_supports, .epilogue = true};
 }
