@@ -18,6 +18,11 @@ const kn__backend_kernel *kn__cpu_kernel(int op);
 /* True when the CPU entry exists and accepts this node. */
 bool kn__cpu_supports(const kn_node *n);
 
+/* The fused elementwise-chain kernel (kn__kargs.chain; backend/cpu/chain.c) and the ops it
+ * runs (besides a final full sum or mean). */
+kn_status kn__cpu_chain_run(const kn__kargs *k);
+bool kn__cpu_chain_op_ok(int op);
+
 /* Family registration: each src/backend/cpu/<family>.c fills its ops' entries. */
 typedef void (*kn__cpu_register_fn)(kn__backend_kernel *table);
 void kn__cpu_register_binary(kn__backend_kernel *t);

@@ -15,11 +15,22 @@
  * first rewires those backward ops to read the activation's output — identical bits — and x
  * keeps one reader. Activations whose derivative needs x itself (sigmoid, tanh, gelu, silu
  * would need a from-output backward op) fuse in inference plans only.
- * Every fused value is bit-identical to the unfused plan's: the epilogue runs the same scalar
- * code as the batch_norm and activation kernels.
- * Not here: elementwise chains, folding batch norm into the weights (the epilogue does the
- * same per-channel affine on data already in cache, and needs no recomputation when the
- * parameters change between runs). */
+ * Then chains of elementwise ops (add, sub, mul, div, pow, neg, exp, log, sqrt, abs, clamp,
+ * scale and the activations) become one step run block by block (backend/cpu/chain.c): each
+ * op after the first is the only reader of the one before, has its shape, and its other input
+ * is full-size or one element; a chain may end in a sum or mean over every element (the
+ * trainer's Σ g² guard: mul → sum per gradient, then the adds of the partial sums). The last
+ * op keeps the step and takes the chain's external inputs as its inputs; the others are
+ * no longer live. A chain does not span a node that writes parameters (its inputs are read
+ * at the last op's position).
+ * Every fused value is bit-identical to the unfused plan's: the epilogue and the chain kernel
+ * run the same scalar code as the batch_norm, activation, unary and binary kernels, and sum
+ * in reduce.c's order.
+ * Not here: folding batch norm into the weights (the epilogue does the same per-channel
+ * affine on data already in cache, and needs no recomputation when the parameters change
+ * between runs), chains through broadcasts of more than one element. */
+#include <string.h>
+
 #include "../core/alloc.h"
 #include "passes.h"
 
@@ -121,7 +132,134 @@ static void absorb(kn__ir *ir, int *readers, int h, int i)
     readers[h] = readers[i];
 }
 
-int kn__pass_fuse(kn__ir *ir)
+/* ---- elementwise chains ---- */
+static bool live_value(const kn__ir_node *v)
+{
+    return (v->flags & KN__IR_LIVE) && !(v->flags & KN__IR_FOLDED) && v->merged_into < 0;
+}
+
+static bool ew_ok(const kn__ir *ir, int i)
+{
+    const kn__ir_node *v = &ir->nodes[i];
+    return live_value(v) && !v->chain && !(v->flags & KN__IR_FUSED) && v->node->dtype == KN_F32 &&
+           kn__cpu_chain_op_ok(v->node->op);
+}
+
+/* Slot of external input x in the chain's inputs (added when new); -1 when full. */
+static int slot_of(int *ext, int *n_ext, int x)
+{
+    for (int k = 0; k < *n_ext; k++)
+        if (ext[k] == x)
+            return k;
+    if (*n_ext == KN_MAX_SRC)
+        return -1;
+    ext[*n_ext] = x;
+    return (*n_ext)++;
+}
+
+/* Whether op node r (reading the running value `cur`, or starting a chain when cur < 0) can
+ * join: its other inputs f32, of its shape or one element, and slots for them. Fills in[]. */
+static bool join(const kn__ir *ir, int r, int cur, int *ext, int *n_ext, signed char *in)
+{
+    const kn__ir_node *v = &ir->nodes[r];
+    int saved = *n_ext;
+    for (int s = 0; s < v->nsrc; s++) {
+        int x = v->src[s];
+        if (x == cur) {
+            in[s] = -1;
+            continue;
+        }
+        const kn_node *xn = ir->nodes[x].node;
+        int k = -1;
+        if (xn->dtype == KN_F32 && (kn__same_shape(xn, v->node) || kn__numel(xn) == 1))
+            k = slot_of(ext, n_ext, x);
+        if (k < 0) {
+            *n_ext = saved;
+            return false;
+        }
+        in[s] = (signed char)k;
+    }
+    return true;
+}
+
+/* The only node reading cur (all of cur's reads), or -1. */
+static int sole_reader(const kn__ir *ir, const int *readers, int cur)
+{
+    if (readers[cur] < 1 || (ir->nodes[cur].flags & KN__IR_OUTPUT))
+        return -1;
+    for (int j = cur + 1; j < ir->n; j++) {
+        const kn__ir_node *v = &ir->nodes[j];
+        if (!live_value(v))
+            continue;
+        int reads = 0;
+        for (int s = 0; s < v->nsrc; s++)
+            reads += v->src[s] == cur;
+        if (reads)
+            return reads == readers[cur] ? j : -1;
+    }
+    return -1;
+}
+
+static int form_chains(kn__ir *ir, int *readers)
+{
+    int fused = 0;
+    for (int i = 0; i < ir->n; i++)
+        readers[i] = 0;
+    for (int i = 0; i < ir->n; i++)
+        for (int s = 0; live_value(&ir->nodes[i]) && s < ir->nodes[i].nsrc; s++)
+            readers[ir->nodes[i].src[s]]++;
+    for (int i = 0; i < ir->n; i++) {
+        kn__ir_node *v = &ir->nodes[i];
+        if (!ew_ok(ir, i))
+            continue;
+        int ext[KN_MAX_SRC], n_ext = 0, members[KN__CHAIN_MAX], n = 0;
+        signed char in[KN__CHAIN_MAX][2];
+        memset(in, -1, sizeof in);
+        if (!join(ir, i, -1, ext, &n_ext, in[0]))
+            continue;
+        members[n++] = i;
+        int cur = i;
+        while (n < KN__CHAIN_MAX) {
+            int r = sole_reader(ir, readers, cur);
+            if (r < 0 || writes_between(ir, cur, r))
+                break;
+            const kn_node *rn = ir->nodes[r].node;
+            bool reduce = (rn->op == KN_OP_SUM || rn->op == KN_OP_MEAN) && rn->dtype == KN_F32 &&
+                          kn__numel(rn) == 1 && live_value(&ir->nodes[r]);
+            if (!reduce && (!ew_ok(ir, r) || !kn__same_shape(rn, ir->nodes[cur].node)))
+                break;
+            if (!join(ir, r, cur, ext, &n_ext, in[n]))
+                break;
+            members[n++] = r;
+            cur = r;
+            if (reduce)
+                break;
+        }
+        if (n < 2)
+            continue;
+        kn__chain *c = kn__calloc(1, sizeof *c);
+        if (!c)
+            return -KN_ERR_OOM;
+        c->n_ops = n;
+        c->numel = kn__numel(v->node);
+        for (int k = 0; k < n; k++) {
+            c->ops[k].node = ir->nodes[members[k]].node;
+            c->ops[k].in[0] = in[k][0];
+            c->ops[k].in[1] = in[k][1];
+        }
+        kn__ir_node *t = &ir->nodes[cur];
+        t->chain = c;
+        t->nsrc = n_ext;
+        for (int k = 0; k < n_ext; k++)
+            t->src[k] = ext[k];
+        for (int k = 0; k < n - 1; k++)
+            ir->nodes[members[k]].flags &= ~(uint32_t)KN__IR_LIVE;
+        fused += n - 1;
+    }
+    return fused;
+}
+
+int kn__pass_fuse(kn__ir *ir, bool chains)
 {
     int n = ir->n, fused = 0;
     int *readers = kn__calloc((size_t)n + 1, sizeof(int));
@@ -166,6 +304,14 @@ int kn__pass_fuse(kn__ir *ir)
         absorb(ir, readers, h, i);
         fused++;
     }
+    int chained = chains && ir->backend == KN_BACKEND_CPU ? form_chains(ir, readers) : 0;
+    if (chained < 0) {
+        kn__free(readers);
+        kn__free(act_of);
+        kn__free(rewirable);
+        return chained;
+    }
+    fused += chained;
     kn__free(readers);
     kn__free(act_of);
     kn__free(rewirable);

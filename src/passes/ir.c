@@ -54,8 +54,10 @@ void kn__ir_free(kn__ir *ir)
 {
     if (!ir)
         return;
-    for (int i = 0; ir->nodes && i < ir->n; i++)
+    for (int i = 0; ir->nodes && i < ir->n; i++) {
         kn__free(ir->nodes[i].value);
+        kn__free(ir->nodes[i].chain);
+    }
     kn__free(ir->nodes);
     kn__free(ir->outputs);
     ir->nodes = NULL;

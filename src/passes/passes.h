@@ -34,6 +34,8 @@ typedef struct kn__ir_node {
     int inplace_src;      /* INPLACE: the input slot whose buffer is overwritten, else -1 */
     int fused_bn;         /* FUSED: the inference batch_norm applied in the epilogue, else -1 */
     int fused_act;        /* FUSED: the activation applied in the epilogue (after bn), else -1 */
+    kn__chain *chain;     /* the last op of a fused elementwise chain: the chain (kn__alloc, owned);
+                             .nsrc/.src are then the chain's external inputs */
     /* set by kn__ir_schedule and the memory planner */
     int pos;              /* position in execution order among live nodes, -1 if not live */
     int storage;          /* IR index owning the arena buffer that holds this value; -1 = none
@@ -104,9 +106,12 @@ void kn__ir_drop_dead_values(kn__ir *ir);
  * a batch norm, whose input is a conv2d/linear with no other reader and whose kernel takes an
  * epilogue becomes part of that kernel (marked merged into it; its readers read the conv).
  * In training plans first rewires each relu/leaky_relu backward (unary_bwd(x, dy)) to read
- * relu's output y instead of x (y > 0 ⇔ x > 0: same bits) so x keeps a single reader. Runs
- * before kernel choice and scheduling. Returns the number of nodes fused, or -KN_ERR_OOM. */
-int kn__pass_fuse(kn__ir *ir);
+ * relu's output y instead of x (y > 0 ⇔ x > 0: same bits) so x keeps a single reader.
+ * Then (chains = true) chains of elementwise ops, each the only reader of the one before,
+ * of one shape, other inputs full-size or one element, optionally ending in a full sum or
+ * mean, become one step (the last op's .chain; the others are no longer live). Runs before
+ * kernel choice and scheduling. Returns the number of nodes fused, or -KN_ERR_OOM. */
+int kn__pass_fuse(kn__ir *ir, bool chains);
 /* Whether the kernel a plan runs for n applies kn__kargs.epi (CPU f32 conv2d, linear). */
 bool kn__ir_epilogue_ok(const kn__ir *ir, const kn_node *n);
 

@@ -100,10 +100,10 @@ static void resolve(kn_plan *p)
         plan_step *st = &p->steps[s];
         const kn__ir_node *v = &p->ir.nodes[st->v];
         const kn_node *n = v->node;
-        for (int i = 0; i < n->nsrc; i++)
+        for (int i = 0; i < v->nsrc; i++) /* the IR's inputs: a chain's are its external inputs */
             st->orig_src[i] = (void *)kn__plan_addr(p, v->src[i]);
         st->orig_dst = (void *)kn__plan_addr(p, st->v);
-        for (int i = 0; i < n->nsrc; i++)
+        for (int i = 0; i < v->nsrc; i++)
             if (!st->fallback || !kn_dtype_is_float(n->src[i]->dtype))
                 st->args.src[i] = st->orig_src[i];
         if (!st->fallback || !kn_dtype_is_float(n->dtype))
@@ -203,7 +203,7 @@ kn_status kn_plan_compile(kn_plan **out, kn_graph *g, kn_node *const *outputs, i
         ir->n_dead += dce ? kn__pass_dce(ir) : 0;
         kn__ir_drop_dead_values(ir);
     }
-    if ((p->passes & KN_PASS_FUSE) && kn__pass_fuse(ir) < 0)
+    if ((p->passes & KN_PASS_FUSE) && kn__pass_fuse(ir, !p->opts.debug_numerics) < 0)
         return compile_fail(p, KN_ERR_OOM, "plan: out of memory in fusion");
     kn__ir_schedule(ir);
 
@@ -224,9 +224,9 @@ kn_status kn_plan_compile(kn_plan **out, kn_graph *g, kn_node *const *outputs, i
         if (!(v->flags & KN__IR_LIVE) || (v->flags & KN__IR_FOLDED) || (fl & KN_OPF_LEAF))
             continue;
         p->flops += kn__op_table[n->op]->flops ? kn__op_table[n->op]->flops(n) : 0;
-        for (int k = 0; k < 2; k++) { /* fused ops still compute */
-            int f = k ? v->fused_act : v->fused_bn;
-            const kn_node *fn = f >= 0 ? ir->nodes[f].node : NULL;
+        for (int k = 0; k < 2 + (v->chain ? v->chain->n_ops - 1 : 0); k++) { /* fused ops still compute */
+            int f = k == 0 ? v->fused_bn : k == 1 ? v->fused_act : -1;
+            const kn_node *fn = k >= 2 ? v->chain->ops[k - 2].node : f >= 0 ? ir->nodes[f].node : NULL;
             p->flops += fn && kn__op_table[fn->op]->flops ? kn__op_table[fn->op]->flops(fn) : 0;
         }
         if (kn__ir_is_view(v))
@@ -234,7 +234,10 @@ kn_status kn_plan_compile(kn_plan **out, kn_graph *g, kn_node *const *outputs, i
         plan_step *stp = &p->steps[p->n_steps++];
         stp->v = i;
         size_t ws = 0;
-        if (kn__pick_kernel(n, p->opts.backend, &stp->fn, &ws, &stp->fallback)) {
+        if (v->chain) {
+            stp->fn = kn__cpu_chain_run; /* a stack block buffer: no workspace */
+            stp->args.chain = v->chain;
+        } else if (kn__pick_kernel(n, p->opts.backend, &stp->fn, &ws, &stp->fallback)) {
             kn__free(scratch);
             kn__free(work_of);
             return compile_fail(p, KN_ERR_UNSUPPORTED, "plan: op %s has no kernel", kn__op_names[n->op]);
