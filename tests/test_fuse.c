@@ -399,6 +399,73 @@ static void test_chains(void)
     kn_graph_free(g);
 }
 
+/* ---- log_softmax + nll_loss → softmax_cross_entropy ---- */
+static double max_rel(const float *a, const float *b, int64_t n)
+{
+    double worst = 0, scale = 0;
+    for (int64_t i = 0; i < n; i++)
+        scale = fmax(scale, fabs((double)b[i]));
+    for (int64_t i = 0; i < n; i++)
+        worst = fmax(worst, fabs((double)a[i] - (double)b[i]) / (scale > 0 ? scale : 1));
+    return worst;
+}
+
+static void test_ce_rewrite(void)
+{
+    for (int variant = 0; variant < 3; variant++) { /* 0: rewritten; 1: log-probs also an output; 2: axis 0 */
+        kn_graph *g = kn_graph_new();
+        kn_node *x = kn_graph_input(g, "x", KN_F32, 2, (int64_t[]){9, 13});
+        kn_node *lab = kn_graph_input(g, "labels", KN_I32, 1, (int64_t[]){9});
+        const int C = variant == 2 ? 9 : 7; /* axis 0 needs a square [9, 9] for nll's [N, C] */
+        kn_node *w = param(g, "w", 2, (int64_t[]){C, 13}, 61, -1, 1);
+        kn_node *logits = kn_graph_linear(g, x, w, NULL);
+        kn_node *lp = kn_graph_log_softmax(g, logits, variant == 2 ? 0 : -1);
+        kn_node *loss = kn_graph_nll_loss(g, lp, lab);
+        kn_node *gw = NULL;
+        CHECK_OK(kn_graph_backward(g, loss, &w, 1, &gw));
+        kn_node *outs[3] = {loss, gw, lp};
+        int n_out = variant == 1 ? 3 : 2;
+        CHECK(kn_graph_status(g) == KN_OK, "build: %s", kn_graph_error(g));
+        kn_plan *on = compile(g, outs, n_out, true, FUSE), *off = compile(g, outs, n_out, true, NOFUSE);
+        if (!on || !off) {
+            kn_plan_free(on);
+            kn_plan_free(off);
+            kn_graph_free(g);
+            continue;
+        }
+        for (int i = 0; i < 2; i++) {
+            kn_plan *p = i ? off : on;
+            fill(kn_plan_input_data(p, x), kn_node_numel(x), 62, -3, 3);
+            int32_t *l = kn_plan_input_data(p, lab);
+            for (int r = 0; r < 9; r++)
+                l[r] = (r * 5) % C;
+            CHECK_OK(kn_plan_run(p));
+        }
+        const kn__ir *ir = kn__plan_ir(on);
+        const kn__ir_node *lv = &ir->nodes[kn_node_id(loss)];
+        bool expect = variant == 0;
+        CHECK((lv->exec && lv->exec->op == KN_OP_SOFTMAX_CE) == expect, "variant %d: nll %s rewritten", variant,
+              expect ? "" : "not");
+        CHECK(is_live(on, lp) == !expect, "variant %d: log_softmax %s", variant, expect ? "gone" : "kept");
+        int ce_bwd = 0;
+        for (int i = 0; i < ir->n; i++)
+            ce_bwd += (ir->nodes[i].flags & KN__IR_LIVE) && ir->nodes[i].exec &&
+                      ir->nodes[i].exec->op == KN_OP_SOFTMAX_CE_BWD;
+        CHECK(ce_bwd == (expect ? 1 : 0), "variant %d: %d backward ops rewritten", variant, ce_bwd);
+        double dl = max_rel(kn_plan_data(on, loss), kn_plan_data(off, loss), 1);
+        double dg = max_rel(kn_plan_data(on, gw), kn_plan_data(off, gw), kn_node_numel(gw));
+        CHECK(dl <= 1e-6 && dg <= 1e-5, "variant %d: loss rel. diff %.3g, gradient %.3g (max rel. to the largest)",
+              variant, dl, dg);
+        if (expect)
+            printf("log_softmax + nll_loss as softmax_cross_entropy: loss rel. diff %.3g, gradient %.3g\n", dl, dg);
+        else
+            CHECK(same(on, off, loss) && same(on, off, gw), "variant %d: not rewritten, bit-identical", variant);
+        kn_plan_free(on);
+        kn_plan_free(off);
+        kn_graph_free(g);
+    }
+}
+
 /* ---- statistics, DOT, KILN_PASSES, example models ---- */
 static char *read_all(FILE *f)
 {
@@ -495,6 +562,7 @@ int main(void)
     test_training();
     test_not_fired();
     test_chains();
+    test_ce_rewrite();
     test_plumbing();
     test_oom();
     return kt_finish("test_fuse");

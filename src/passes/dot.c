@@ -87,6 +87,8 @@ kn_status kn__dot_write(const kn_plan *p, FILE *f, bool memory, kn_node *const *
         escape(name, sizeof name, n->name);
         if (v->chain)
             opname[0] = 0;
+        else if (v->exec) /* "softmax_cross_entropy (was nll_loss)" */
+            snprintf(opname, sizeof opname, "%s (was %s)", kn__op_names[v->exec->op], kn__op_names[op]);
         else
             snprintf(opname, sizeof opname, "%s%s%s%s%s", kn__op_names[op], v->fused_bn >= 0 ? " + " : "",
                      v->fused_bn >= 0 ? kn__op_names[ir->nodes[v->fused_bn].node->op] : "",

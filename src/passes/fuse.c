@@ -15,6 +15,13 @@
  * first rewires those backward ops to read the activation's output — identical bits — and x
  * keeps one reader. Activations whose derivative needs x itself (sigmoid, tanh, gelu, silu
  * would need a from-output backward op) fuse in inference plans only.
+ * softmax + cross-entropy: the models' loss is already one op each way (SOFTMAX_CE, whose
+ * backward SOFTMAX_CE_BWD is one pass over the logits); a graph that spells it as
+ * nll_loss(log_softmax(x, last axis), labels) is rewritten into it: the nll step runs the
+ * softmax_cross_entropy kernel on x (kn__ir_node.exec), and each log_softmax_bwd(y,
+ * nll_loss_bwd(labels, dy)) runs softmax_cross_entropy_bwd(x, labels, dy); log_softmax and
+ * nll_loss_bwd disappear. Equal up to rounding (≤ 1e-6 relative in the tests), not bit for
+ * bit: the fused kernel computes log-sum-exp once instead of materialising log-probabilities.
  * Then chains of elementwise ops (add, sub, mul, div, pow, neg, exp, log, sqrt, abs, clamp,
  * scale and the activations) become one step run block by block (backend/cpu/chain.c): each
  * op after the first is the only reader of the one before, has its shape, and its other input
@@ -132,12 +139,87 @@ static void absorb(kn__ir *ir, int *readers, int h, int i)
     readers[h] = readers[i];
 }
 
-/* ---- elementwise chains ---- */
 static bool live_value(const kn__ir_node *v)
 {
     return (v->flags & KN__IR_LIVE) && !(v->flags & KN__IR_FOLDED) && v->merged_into < 0;
 }
 
+/* ---- log_softmax + nll_loss → softmax_cross_entropy ---- */
+/* A plan-owned copy of graph node n running op on srcs (no attributes: neither CE op has any). */
+static kn_node *exec_node(const kn_node *n, int op, int nsrc, kn_node *const *src)
+{
+    kn_node *e = kn__alloc(sizeof *e);
+    if (!e)
+        return NULL;
+    *e = *n;
+    e->op = op;
+    e->nsrc = nsrc;
+    memset(e->src, 0, sizeof e->src);
+    for (int s = 0; s < nsrc; s++)
+        e->src[s] = src[s];
+    memset(e->ai, 0, sizeof e->ai);
+    memset(e->af, 0, sizeof e->af);
+    return e;
+}
+
+static int rewrite_ce(kn__ir *ir, const int *readers)
+{
+    int done = 0;
+    for (int i = 0; i < ir->n; i++) {
+        kn__ir_node *v = &ir->nodes[i];
+        if (!live_value(v) || v->node->op != KN_OP_NLL || v->exec)
+            continue;
+        int S = v->src[0], lab = v->src[1];
+        kn__ir_node *sv = &ir->nodes[S];
+        const kn_node *sn = sv->node;
+        if (!live_value(sv) || sn->op != KN_OP_LOG_SOFTMAX || sn->ndim != 2 || sn->ai[0] != 1 ||
+            (sv->flags & KN__IR_OUTPUT))
+            continue;
+        int X = sv->src[0];
+        /* every reader of S: this nll, or a log_softmax_bwd(S, nll_loss_bwd(lab, dy)) that is
+         * the nll_bwd's only reader */
+        int bwd[16], dnll[16], nb = 0, seen = 0;
+        bool ok = true;
+        for (int j = S + 1; j < ir->n && ok; j++) {
+            kn__ir_node *w = &ir->nodes[j];
+            int reads = 0;
+            for (int t = 0; live_value(w) && t < w->nsrc; t++)
+                reads += w->src[t] == S;
+            seen += reads;
+            if (!reads || j == i)
+                continue;
+            int d = w->nsrc == 2 ? w->src[1] : -1;
+            const kn__ir_node *dv = d >= 0 ? &ir->nodes[d] : NULL;
+            ok = w->node->op == KN_OP_LOG_SOFTMAX_BWD && reads == 1 && w->src[0] == S && dv && live_value(dv) &&
+                 dv->node->op == KN_OP_NLL_BWD && dv->src[0] == lab && readers[d] == 1 &&
+                 !(dv->flags & KN__IR_OUTPUT) && !w->exec && nb < 16;
+            if (ok)
+                bwd[nb] = j, dnll[nb++] = d;
+        }
+        if (!ok || seen != readers[S])
+            continue;
+        kn_node *fsrc[3] = {ir->nodes[X].node, ir->nodes[lab].node, NULL};
+        v->exec = exec_node(v->node, KN_OP_SOFTMAX_CE, 2, fsrc);
+        if (!v->exec)
+            return -KN_ERR_OOM;
+        v->src[0] = X;
+        for (int k = 0; k < nb; k++) {
+            kn__ir_node *w = &ir->nodes[bwd[k]], *dv = &ir->nodes[dnll[k]];
+            fsrc[2] = ir->nodes[dv->src[1]].node;
+            w->exec = exec_node(w->node, KN_OP_SOFTMAX_CE_BWD, 3, fsrc);
+            if (!w->exec)
+                return -KN_ERR_OOM;
+            w->nsrc = 3;
+            w->src[0] = X, w->src[1] = lab, w->src[2] = dv->src[1];
+            dv->flags &= ~(uint32_t)KN__IR_LIVE;
+        }
+        sv->flags &= ~(uint32_t)KN__IR_LIVE;
+        done += 1 + nb;
+    }
+    return done;
+}
+
+/* ---- elementwise chains ---- */
 static bool ew_ok(const kn__ir *ir, int i)
 {
     const kn__ir_node *v = &ir->nodes[i];
@@ -276,6 +358,21 @@ int kn__pass_fuse(kn__ir *ir, bool chains)
         if ((v->flags & KN__IR_LIVE) && !(v->flags & KN__IR_FOLDED))
             for (int s = 0; s < v->nsrc; s++)
                 readers[v->src[s]]++;
+    }
+    int rewritten = rewrite_ce(ir, readers);
+    if (rewritten < 0) {
+        kn__free(readers);
+        kn__free(act_of);
+        kn__free(rewirable);
+        return rewritten;
+    }
+    fused += rewritten;
+    if (rewritten) { /* readers changed: recount */
+        for (int i = 0; i < n; i++)
+            readers[i] = 0;
+        for (int i = 0; i < n; i++)
+            for (int s = 0; live_value(&ir->nodes[i]) && s < ir->nodes[i].nsrc; s++)
+                readers[ir->nodes[i].src[s]]++;
     }
     if (ir->training)
         rewire_backward(ir, readers, act_of, rewirable);

@@ -57,6 +57,7 @@ void kn__ir_free(kn__ir *ir)
     for (int i = 0; ir->nodes && i < ir->n; i++) {
         kn__free(ir->nodes[i].value);
         kn__free(ir->nodes[i].chain);
+        kn__free(ir->nodes[i].exec);
     }
     kn__free(ir->nodes);
     kn__free(ir->outputs);

@@ -36,6 +36,8 @@ typedef struct kn__ir_node {
     int fused_act;        /* FUSED: the activation applied in the epilogue (after bn), else -1 */
     kn__chain *chain;     /* the last op of a fused elementwise chain: the chain (kn__alloc, owned);
                              .nsrc/.src are then the chain's external inputs */
+    kn_node *exec;        /* rewritten: the node the kernel runs instead (kn__alloc, owned; same
+                             shape and dtype; its src are graph nodes matching .src), else NULL */
     /* set by kn__ir_schedule and the memory planner */
     int pos;              /* position in execution order among live nodes, -1 if not live */
     int storage;          /* IR index owning the arena buffer that holds this value; -1 = none
@@ -75,6 +77,8 @@ void kn__ir_schedule(kn__ir *ir);
  * of a reshape is a read of its source); outputs and inputs get n_live (read after the
  * run / written before it); -1 when never read. Needs kn__ir_schedule. */
 void kn__ir_last_use(const kn__ir *ir, int *last);
+/* The node whose op, attributes and input shapes the kernel sees: .exec when rewritten. */
+static inline const kn_node *kn__ir_exec(const kn__ir_node *v) { return v->exec ? v->exec : v->node; }
 /* Whether the node has a side effect or randomness that forbids merging or folding it. */
 bool kn__ir_has_effects(const kn__ir_node *v);
 
@@ -107,6 +111,8 @@ void kn__ir_drop_dead_values(kn__ir *ir);
  * epilogue becomes part of that kernel (marked merged into it; its readers read the conv).
  * In training plans first rewires each relu/leaky_relu backward (unary_bwd(x, dy)) to read
  * relu's output y instead of x (y > 0 ⇔ x > 0: same bits) so x keeps a single reader.
+ * First, log_softmax → nll_loss (and in training log_softmax_bwd(·, nll_loss_bwd)) become
+ * softmax_cross_entropy (and its _bwd) on the logits (.exec; equal up to rounding).
  * Then (chains = true) chains of elementwise ops, each the only reader of the one before,
  * of one shape, other inputs full-size or one element, optionally ending in a full sum or
  * mean, become one step (the last op's .chain; the others are no longer live). Runs before

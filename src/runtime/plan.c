@@ -99,7 +99,7 @@ static void resolve(kn_plan *p)
     for (int s = 0; s < p->n_steps; s++) {
         plan_step *st = &p->steps[s];
         const kn__ir_node *v = &p->ir.nodes[st->v];
-        const kn_node *n = v->node;
+        const kn_node *n = kn__ir_exec(v);
         for (int i = 0; i < v->nsrc; i++) /* the IR's inputs: a chain's are its external inputs */
             st->orig_src[i] = (void *)kn__plan_addr(p, v->src[i]);
         st->orig_dst = (void *)kn__plan_addr(p, st->v);
@@ -219,7 +219,7 @@ kn_status kn_plan_compile(kn_plan **out, kn_graph *g, kn_node *const *outputs, i
     }
     for (int i = 0; i < ir->n; i++) {
         const kn__ir_node *v = &ir->nodes[i];
-        const kn_node *n = v->node;
+        const kn_node *n = kn__ir_exec(v);
         unsigned fl = kn__op_flags[n->op];
         if (!(v->flags & KN__IR_LIVE) || (v->flags & KN__IR_FOLDED) || (fl & KN_OPF_LEAF))
             continue;
@@ -276,7 +276,7 @@ kn_status kn_plan_compile(kn_plan **out, kn_graph *g, kn_node *const *outputs, i
     for (int s = 0; s < p->n_steps; s++) {
         plan_step *stp = &p->steps[s];
         const kn__ir_node *v = &ir->nodes[stp->v];
-        const kn_node *n = v->node;
+        const kn_node *n = kn__ir_exec(v);
         int b = p->mem.scratch[v->pos];
         unsigned char *base = b >= 0 ? p->arena + p->mem.bufs[b].offset : p->arena;
         stp->args.node = n;
@@ -357,7 +357,7 @@ kn_status kn_plan_run(kn_plan *p)
         omp_set_num_threads(p->opts.threads);
     for (int s = 0; s < p->n_steps; s++) {
         plan_step *st = &p->steps[s];
-        const kn_node *n = p->ir.nodes[st->v].node;
+        const kn_node *n = kn__ir_exec(&p->ir.nodes[st->v]);
         st->args.step = p->step_count;
         if (st->fallback)
             for (int i = 0; i < n->nsrc; i++)
