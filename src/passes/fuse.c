@@ -13,7 +13,8 @@
  * Training: relu's backward is unary_bwd(x, dy), a second reader of the pre-activation x.
  * relu'(x) = [x > 0] = [relu(x) > 0], and likewise for leaky_relu with slope ≥ 0, so the pass
  * first rewires those backward ops to read the activation's output — identical bits — and x
- * keeps one reader. Activations whose derivative needs x itself (sigmoid, tanh, gelu, silu
+ * keeps one reader (for any x that is a computed intermediate: a conv, or a residual add that
+ * then chains with the relu). Activations whose derivative needs x itself (sigmoid, tanh, gelu, silu
  * would need a from-output backward op) fuse in inference plans only.
  * softmax + cross-entropy: the models' loss is already one op each way (SOFTMAX_CE, whose
  * backward SOFTMAX_CE_BWD is one pass over the logits); a graph that spells it as
@@ -40,6 +41,11 @@
 
 #include "../core/alloc.h"
 #include "passes.h"
+
+static bool live_value(const kn__ir_node *v)
+{
+    return (v->flags & KN__IR_LIVE) && !(v->flags & KN__IR_FOLDED) && v->merged_into < 0;
+}
 
 static bool is_act(int op)
 {
@@ -80,8 +86,9 @@ static bool writes_between(const kn__ir *ir, int lo, int hi)
     return false;
 }
 
-/* Training: unary_bwd(x, dy) of relu → unary_bwd(relu(x), dy) where x is a fusable conv whose
- * readers are then just that relu. */
+/* Training: unary_bwd(x, dy) of relu → unary_bwd(relu(x), dy) when x's readers are then just
+ * that relu (so x — a conv, or the last op of an elementwise chain such as a residual add —
+ * can fuse with the relu, and dies right after it; relu's output lives on instead, as large). */
 static void rewire_backward(kn__ir *ir, int *readers, int *act_of, int *rewirable)
 {
     int n = ir->n;
@@ -102,7 +109,8 @@ static void rewire_backward(kn__ir *ir, int *readers, int *act_of, int *rewirabl
             if (!(v->flags & KN__IR_LIVE) || (v->flags & KN__IR_FOLDED) || nd->op != KN_OP_UNARY_BWD)
                 continue;
             int x = v->src[0], a = act_of[x];
-            if (a < 0 || a > i || !head_ok(ir, x))
+            if (a < 0 || a > i || !live_value(&ir->nodes[x]) || (ir->nodes[x].flags & KN__IR_OUTPUT) ||
+                ir->nodes[x].node->op == KN_OP_INPUT || ir->nodes[x].node->op == KN_OP_PARAM)
                 continue;
             const kn_node *an = ir->nodes[a].node;
             if (nd->ai[0] != an->op || (an->op == KN_OP_LEAKY_RELU && nd->af[0] != an->af[0]))
@@ -137,11 +145,6 @@ static void absorb(kn__ir *ir, int *readers, int h, int i)
     if (v->flags & KN__IR_OUTPUT)
         hv->flags |= KN__IR_OUTPUT;
     readers[h] = readers[i];
-}
-
-static bool live_value(const kn__ir_node *v)
-{
-    return (v->flags & KN__IR_LIVE) && !(v->flags & KN__IR_FOLDED) && v->merged_into < 0;
 }
 
 /* ---- log_softmax + nll_loss → softmax_cross_entropy ---- */
