@@ -45,7 +45,8 @@ typedef struct kn_plan_opts {
     int threads;   /* 0 = all cores (OpenMP default) */
     /* KN_PASS_* bits; 0 = the default: the environment variable KILN_PASSES if set (none, all,
      * or a comma list of dce, cse, fold, fuse, inplace, memplan), else all. Results are
-     * bit-identical with any set of passes. */
+     * bit-identical with any set of passes, except that fuse turns nll_loss(log_softmax(x))
+     * into softmax cross-entropy (equal up to rounding; docs/passes.md). */
     unsigned passes;
     /* Check every float output after its kernel; the first non-finite value stops the run
      * with KN_ERR_RANGE and a message naming the op, the node, the element and whether an

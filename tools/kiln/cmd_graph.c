@@ -116,7 +116,9 @@ int cmd_graph(int argc, char **argv)
                    "  Writes the training step of MODEL (a .kiln file or a built-in name) as Graphviz DOT:\n"
                    "  --after (default) the plan after the graph passes, with each node's arena offset and\n"
                    "  size or 'in place', 'view', 'folded'; --before the raw graph. --batch defaults to the\n"
-                   "  recipe's. Prints the passes' statistics and the arena sizes to stderr.\n"
+                   "  recipe's. Fused nodes are labelled with what they absorbed ('conv2d + batch_norm +\n"
+                   "  relu', 'chain mul → sum'). Prints the passes' statistics and the arena sizes to\n"
+                   "  stderr. KILN_PASSES=none|all|LIST (dce,cse,fold,fuse,inplace,memplan) picks the passes.\n"
                    "  Render with: dot -Tsvg FILE > graph.svg\n");
             return 0;
         } else if ((r = cli_opt(argc, argv, &i, "--batch", &v))) {
