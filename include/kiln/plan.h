@@ -2,8 +2,8 @@
  *
  * Compiling takes the nodes the requested outputs depend on (list optimizer update nodes
  * among the outputs to have a plan run them), runs the graph passes on them (docs/passes.md:
- * dead-node removal, common-subexpression elimination, constant folding, in-place reuse,
- * memory planning), picks a kernel for each on the chosen backend (an op the backend lacks
+ * dead-node removal, common-subexpression elimination, constant folding, fusion, in-place
+ * reuse, memory planning), picks a kernel for each on the chosen backend (an op the backend lacks
  * runs the float64 reference kernel through converted copies), and lays out every
  * intermediate buffer and kernel workspace in one arena allocated at compile time, reusing
  * the space of buffers no longer needed. Running allocates nothing. The graph must outlive
@@ -42,13 +42,15 @@ kn_status kn_device_resolve(kn_backend_kind *backend, int *device, char *err, si
 /* "cpu", "cuda:0", ... for messages and reports (into buf, size bytes); returns buf. */
 const char *kn_device_name(kn_backend_kind backend, int device, char *buf, size_t size);
 
-/* Graph passes (kn_plan_opts.passes), run in this order; docs/passes.md. */
+/* Graph passes (kn_plan_opts.passes); they run as dce, cse, fold, fuse, inplace, memplan
+ * (docs/passes.md). */
 #define KN_PASS_DCE 0x01u      /* drop nodes the other passes left unused */
 #define KN_PASS_CSE 0x02u      /* merge identical nodes */
 #define KN_PASS_FOLD 0x04u     /* compute constant subgraphs at compile time */
 #define KN_PASS_INPLACE 0x08u  /* elementwise ops overwrite a dead input */
 #define KN_PASS_MEMPLAN 0x10u  /* reuse the space of dead buffers (liveness, best fit) */
-#define KN_PASS_ALL 0x1fu
+#define KN_PASS_FUSE 0x20u     /* activation / inference batch norm into the conv or linear kernel */
+#define KN_PASS_ALL 0x3fu
 #define KN_PASS_NONE 0x80000000u /* explicitly none: every node its own buffer */
 
 typedef struct kn_plan_opts {
@@ -56,8 +58,9 @@ typedef struct kn_plan_opts {
     bool training; /* batch norm uses batch statistics (and updates running ones), dropout drops */
     int threads;   /* 0 = all cores (OpenMP default) */
     /* KN_PASS_* bits; 0 = the default: the environment variable KILN_PASSES if set (none, all,
-     * or a comma list of dce, cse, fold, inplace, memplan), else all. Results are bit-identical
-     * with any set of passes. */
+     * or a comma list of dce, cse, fold, fuse, inplace, memplan), else all. Results are
+     * bit-identical with any set of passes, except that fuse turns nll_loss(log_softmax(x))
+     * into softmax cross-entropy (equal up to rounding; docs/passes.md). */
     unsigned passes;
     /* Check every float output after its kernel; the first non-finite value stops the run
      * with KN_ERR_RANGE and a message naming the op, the node, the element and whether an
@@ -140,6 +143,7 @@ typedef struct kn_plan_stats {
     int steps;             /* kernel calls per run */
     int dead, merged, folded, inplace; /* nodes removed / merged by CSE / computed at compile
                                           time / writing into an input's buffer */
+    int fused;             /* nodes computed inside an earlier node's kernel (KN_PASS_FUSE) */
     int buffers;           /* arena buffers (intermediates, inputs, outputs) */
     size_t arena_bytes;    /* kn_plan_arena_bytes */
     size_t peak_bytes;     /* kn_plan_peak_bytes: a lower bound for any layout */

@@ -10,12 +10,18 @@ typedef struct kn__backend_kernel {
     kn__kernel_fn fn;
     kn__workspace_fn workspace;        /* NULL = no scratch */
     bool (*supports)(const kn_node *n); /* NULL = every float input and the output are f32 */
+    bool epilogue;                     /* fn applies kn__kargs.epi (the fusion pass may fuse into it) */
 } kn__backend_kernel;
 
 /* The CPU backend's entry for op, or NULL when it has no kernel for it. */
 const kn__backend_kernel *kn__cpu_kernel(int op);
 /* True when the CPU entry exists and accepts this node. */
 bool kn__cpu_supports(const kn_node *n);
+
+/* The fused elementwise-chain kernel (kn__kargs.chain; backend/cpu/chain.c) and the ops it
+ * runs (besides a final full sum or mean). */
+kn_status kn__cpu_chain_run(const kn__kargs *k);
+bool kn__cpu_chain_op_ok(int op);
 
 /* Family registration: each src/backend/cpu/<family>.c fills its ops' entries. */
 typedef void (*kn__cpu_register_fn)(kn__backend_kernel *table);

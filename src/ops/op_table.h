@@ -30,8 +30,35 @@ enum {
     KN_OPF_UPDATE = 1u << 6,
 };
 
+/* What a conv2d/linear kernel applies to its output while it is still in cache, set by the
+ * fusion pass (src/passes/fuse.c) for kernels registered with .epilogue: first (bn_gamma
+ * != NULL) batch norm in inference form over dim 1 (conv's channels), computed exactly as
+ * the batch_norm kernel does, then (act ≥ 0) the activation op act with attributes a, b. */
+typedef struct kn__epilogue {
+    const float *bn_gamma, *bn_beta, *bn_mean, *bn_var; /* [C]; NULL: no batch norm */
+    double bn_eps;
+    int act;                 /* KN_OP_RELU, LEAKY_RELU, SIGMOID, TANH, GELU, SILU; -1 = none */
+    float a, b;              /* the activation's af[0], af[1] */
+} kn__epilogue;
+
+/* A chain of elementwise ops run as one step (the fusion pass, src/passes/fuse.c), block by
+ * block of a cache-sized buffer: op j reads the running value (in = -1) and/or external
+ * inputs (kn__kargs.src[in]: same shape as the running value, or one element), writes the
+ * new running value; the last op writes dst — or is a sum/mean over every element. */
+#define KN__CHAIN_MAX 16
+typedef struct kn__chain {
+    int n_ops;
+    struct {
+        const kn_node *node; /* op and attributes */
+        signed char in[2];   /* per operand: -1 running value, else kn__kargs.src slot */
+    } ops[KN__CHAIN_MAX];
+    int64_t numel;           /* elements of the running value */
+} kn__chain;
+
 typedef struct kn__kargs {
     const kn_node *node;
+    const kn__epilogue *epi; /* NULL, or fused ops to apply to dst (kernels with .epilogue) */
+    const kn__chain *chain;  /* the chain a chain step runs (node = its last op), else NULL */
     void *dst;               /* output, node->dtype, contiguous */
     void *src[KN_MAX_SRC];   /* inputs (writable for MUTATES ops) */
     void *work;              /* workspace of the size the kernel's workspace() asked for */

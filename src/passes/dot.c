@@ -1,6 +1,8 @@
 /* dot.c — writes a compiled plan as Graphviz DOT (`kiln graph`): one line per live node and
  * one per edge, labelled with op, name, shape and dtype and, with memory, where the value
- * lives (arena offset and size, "in place", "view", "folded"); coloured by kind: input,
+ * lives (arena offset and size, "in place", "view", "folded"); a fused conv/linear is labelled
+ * with what it absorbed ("conv2d + batch_norm + relu"), a fused elementwise chain with its ops
+ * ("chain mul → sum"); coloured by kind: input,
  * parameter, constant, forward, backward (computed but not needed by the forward nodes),
  * update. A plan compiled with KN_PASS_NONE shows the graph before the passes.
  * Not here: layout or rendering (Graphviz does that: dot -Tsvg). */
@@ -81,12 +83,26 @@ kn_status kn__dot_write(const kn_plan *p, FILE *f, bool memory, kn_node *const *
             kind = K_UPDATE;
         else
             kind = fwd[i] || !n_forward ? K_FORWARD : K_BACKWARD;
-        char name[160], shape[96], mem[96] = "";
+        char name[160], shape[96], mem[96] = "", opname[320];
         escape(name, sizeof name, n->name);
+        if (v->chain)
+            opname[0] = 0;
+        else if (v->exec) /* "softmax_cross_entropy (was nll_loss)" */
+            snprintf(opname, sizeof opname, "%s (was %s)", kn__op_names[v->exec->op], kn__op_names[op]);
+        else
+            snprintf(opname, sizeof opname, "%s%s%s%s%s", kn__op_names[op], v->fused_bn >= 0 ? " + " : "",
+                     v->fused_bn >= 0 ? kn__op_names[ir->nodes[v->fused_bn].node->op] : "",
+                     v->fused_act >= 0 ? " + " : "",
+                     v->fused_act >= 0 ? kn__op_names[ir->nodes[v->fused_act].node->op] : "");
+        for (int k = 0; v->chain && k < v->chain->n_ops; k++) { /* "chain mul → sum" */
+            size_t len = strlen(opname);
+            snprintf(opname + len, sizeof opname - len, "%s%s", k ? " → " : "chain ",
+                     kn__op_names[v->chain->ops[k].node->op]);
+        }
         kn__shape_str(n->ndim, n->shape, shape, sizeof shape);
         if (memory)
             where(p, v, mem, sizeof mem);
-        fprintf(f, "  n%d [label=\"%s%s%s\\n%s %s%s%s\", fillcolor=\"%s\"%s];\n", n->id, kn__op_names[op],
+        fprintf(f, "  n%d [label=\"%s%s%s\\n%s %s%s%s\", fillcolor=\"%s\"%s];\n", n->id, opname,
                 name[0] ? " " : "", name, shape, kn_dtype_name(n->dtype), mem[0] ? "\\n" : "", mem, colour[kind],
                 (v->flags & KN__IR_OUTPUT) ? ", penwidth=2" : "");
     }

@@ -57,7 +57,8 @@ int kn__pass_inplace(kn__ir *ir)
             continue;
         }
         int pick = -1;
-        for (int s = 0; s < v->nsrc && pick < 0 && op != KN_OP_INPUT && kn__op_inplace_ok(op); s++) {
+        bool eligible = op != KN_OP_INPUT && kn__op_inplace_ok(op) && !v->chain; /* a chain step: its own kernel */
+        for (int s = 0; s < v->nsrc && pick < 0 && eligible; s++) {
             int j = v->src[s], r = root[j];
             const kn_node *x = ir->nodes[j].node;
             if (r < 0 || ir->nodes[r].node->op == KN_OP_INPUT || rlast[r] > v->pos || x->dtype != node->dtype ||

@@ -33,6 +33,7 @@ kn_status kn__ir_build(kn__ir *ir, kn_graph *g, kn_node *const *outputs, int n_o
         v->flags = KN__IR_LIVE;
         v->merged_into = -1;
         v->inplace_src = -1;
+        v->fused_bn = v->fused_act = -1;
         v->pos = -1;
         v->storage = -1;
     }
@@ -53,8 +54,11 @@ void kn__ir_free(kn__ir *ir)
 {
     if (!ir)
         return;
-    for (int i = 0; ir->nodes && i < ir->n; i++)
+    for (int i = 0; ir->nodes && i < ir->n; i++) {
         kn__free(ir->nodes[i].value);
+        kn__free(ir->nodes[i].chain);
+        kn__free(ir->nodes[i].exec);
+    }
     kn__free(ir->nodes);
     kn__free(ir->outputs);
     ir->nodes = NULL;

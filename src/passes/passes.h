@@ -6,7 +6,8 @@
  * graph node for op, attributes, shape and dtype. Passes never modify the graph (one graph
  * serves several plans): they rewrite the IR — redirect inputs, mark nodes dead, merged,
  * folded or in place — and the compiler turns what is live into steps and an arena layout.
- * Not here: fusion and partitioning (later passes slot into the same pipeline). Private to
+ * Fusion (fuse.c) merges an activation / inference batch norm into the conv2d or linear
+ * before it (the kernel applies them as an epilogue). Not here: partitioning. Private to
  * the library; tests include it to check each pass on its own. */
 #ifndef KN_PASSES_H
 #define KN_PASSES_H
@@ -20,6 +21,7 @@ enum {
     KN__IR_OUTPUT = 1u << 1,  /* a requested output: its value stays readable after a run */
     KN__IR_FOLDED = 1u << 2,  /* value computed at compile time (in .value) */
     KN__IR_INPLACE = 1u << 3, /* writes into the buffer of its input .inplace_src */
+    KN__IR_FUSED = 1u << 4,   /* conv2d/linear whose kernel also applies .fused_bn, .fused_act */
 };
 
 typedef struct kn__ir_node {
@@ -30,6 +32,12 @@ typedef struct kn__ir_node {
     int merged_into;      /* CSE: the IR node that now computes this value, or -1 */
     void *value;          /* FOLDED: the value in the node's dtype (kn__alloc, owned) */
     int inplace_src;      /* INPLACE: the input slot whose buffer is overwritten, else -1 */
+    int fused_bn;         /* FUSED: the inference batch_norm applied in the epilogue, else -1 */
+    int fused_act;        /* FUSED: the activation applied in the epilogue (after bn), else -1 */
+    kn__chain *chain;     /* the last op of a fused elementwise chain: the chain (kn__alloc, owned);
+                             .nsrc/.src are then the chain's external inputs */
+    kn_node *exec;        /* rewritten: the node the kernel runs instead (kn__alloc, owned; same
+                             shape and dtype; its src are graph nodes matching .src), else NULL */
     /* set by kn__ir_schedule and the memory planner */
     int pos;              /* position in execution order among live nodes, -1 if not live */
     int storage;          /* IR index owning the arena buffer that holds this value; -1 = none
@@ -49,6 +57,8 @@ typedef struct kn__ir {
     int cone;             /* nodes the outputs needed before any rewrite */
     /* statistics of the passes */
     int n_dead, n_merged, n_folded, n_inplace;
+    int n_fused;          /* nodes fused into the kernel of an earlier one */
+    int n_rewired;        /* relu backward ops made to read the activation's output */
     size_t folded_bytes;
 } kn__ir;
 
@@ -67,6 +77,8 @@ void kn__ir_schedule(kn__ir *ir);
  * of a reshape is a read of its source); outputs and inputs get n_live (read after the
  * run / written before it); -1 when never read. Needs kn__ir_schedule. */
 void kn__ir_last_use(const kn__ir *ir, int *last);
+/* The node whose op, attributes and input shapes the kernel sees: .exec when rewritten. */
+static inline const kn_node *kn__ir_exec(const kn__ir_node *v) { return v->exec ? v->exec : v->node; }
 /* Whether the node has a side effect or randomness that forbids merging or folding it. */
 bool kn__ir_has_effects(const kn__ir_node *v);
 
@@ -94,6 +106,21 @@ int kn__pass_cse(kn__ir *ir);
 int kn__pass_fold(kn__ir *ir);
 /* Frees the folded values of nodes no longer live (after the DCE that follows folding). */
 void kn__ir_drop_dead_values(kn__ir *ir);
+/* Fusion: an activation (relu, leaky_relu, sigmoid, tanh, gelu, silu), and in inference plans
+ * a batch norm, whose input is a conv2d/linear with no other reader and whose kernel takes an
+ * epilogue becomes part of that kernel (marked merged into it; its readers read the conv).
+ * In training plans first rewires each relu/leaky_relu backward (unary_bwd(x, dy)) to read
+ * relu's output y instead of x (y > 0 ⇔ x > 0: same bits) so x keeps a single reader.
+ * First, log_softmax → nll_loss (and in training log_softmax_bwd(·, nll_loss_bwd)) become
+ * softmax_cross_entropy (and its _bwd) on the logits (.exec; equal up to rounding).
+ * Then (chains = true) chains of elementwise ops, each the only reader of the one before,
+ * of one shape, other inputs full-size or one element, optionally ending in a full sum or
+ * mean, become one step (the last op's .chain; the others are no longer live). Runs before
+ * kernel choice and scheduling. Returns the number of nodes fused, or -KN_ERR_OOM. */
+int kn__pass_fuse(kn__ir *ir, bool chains);
+/* Whether the kernel a plan runs for n applies kn__kargs.epi (CPU f32 conv2d, linear). */
+bool kn__ir_epilogue_ok(const kn__ir *ir, const kn_node *n);
+
 /* In-place reuse: an elementwise op whose kernel allows dst == src writes into an input of
  * its shape and dtype when that buffer is an intermediate nobody reads afterwards.
  * Needs kn__ir_schedule. Returns the number of nodes made in place, or -KN_ERR_OOM. */

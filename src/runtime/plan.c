@@ -1,12 +1,12 @@
 /* plan.c — compiles a graph into a plan and runs it. Compile: build the plan-level IR of the
  * graph (src/passes), keep what the outputs need (optimizer updates run when they are among
  * the outputs), run the passes of the pipeline (docs/passes.md: CSE, constant folding, each
- * followed by dead-node removal; then in-place reuse and the memory planner), pick a kernel
+ * followed by dead-node removal; fusion; then in-place reuse and the memory planner), pick a kernel
  * per remaining node (backend kernel, else the float64 reference on converted copies), and
  * allocate the one arena the planner laid out. Run: refresh parameter addresses if the
  * graph's parameter buffer moved, then call the kernels in order. No allocation happens while
- * running. Not here: the passes themselves (src/passes/), fusion, parallel sub-graphs, the
- * device side of CUDA plans (src/backend/cuda/plan_cuda.c through plan_device.h). */
+ * running. Not here: the passes themselves (src/passes/), parallel sub-graphs, the device side
+ * of CUDA plans (src/backend/cuda/plan_cuda.c through plan_device.h). */
 #include <math.h>
 #include <omp.h>
 #include <stdio.h>
@@ -23,6 +23,7 @@ typedef struct plan_step {
     kn__kernel_fn fn;
     kn__kargs args;
     bool fallback;            /* reference kernel on float64 copies */
+    kn__epilogue epi;         /* fused batch norm / activation (args.epi points here when used) */
     void *orig_src[KN_MAX_SRC];
     void *orig_dst;
     double seconds;           /* opts.profile: time in this step over the profiled runs */
@@ -106,15 +107,22 @@ static void resolve(kn_plan *p)
     for (int s = 0; s < p->n_steps; s++) {
         plan_step *st = &p->steps[s];
         const kn__ir_node *v = &p->ir.nodes[st->v];
-        const kn_node *n = v->node;
-        for (int i = 0; i < n->nsrc; i++)
+        const kn_node *n = kn__ir_exec(v);
+        for (int i = 0; i < v->nsrc; i++) /* the IR's inputs: a chain's are its external inputs */
             st->orig_src[i] = (void *)kn__plan_addr(p, v->src[i]);
         st->orig_dst = (void *)kn__plan_addr(p, st->v);
-        for (int i = 0; i < n->nsrc; i++)
+        for (int i = 0; i < v->nsrc; i++)
             if (!st->fallback || !kn_dtype_is_float(n->src[i]->dtype))
                 st->args.src[i] = st->orig_src[i];
         if (!st->fallback || !kn_dtype_is_float(n->dtype))
             st->args.dst = st->orig_dst;
+        if (v->fused_bn >= 0) { /* (x, gamma, beta, running_mean, running_var) */
+            const kn__ir_node *bn = &p->ir.nodes[v->fused_bn];
+            st->epi.bn_gamma = kn__plan_addr(p, bn->src[1]);
+            st->epi.bn_beta = kn__plan_addr(p, bn->src[2]);
+            st->epi.bn_mean = kn__plan_addr(p, bn->src[3]);
+            st->epi.bn_var = kn__plan_addr(p, bn->src[4]);
+        }
     }
     p->param_base = p->graph->param_data;
 }
@@ -133,7 +141,7 @@ static bool pick_passes(unsigned requested, unsigned *out)
     *out = 0;
     if (!strcmp(env, "none"))
         return true;
-    static const char *const names[] = {"dce", "cse", "fold", "inplace", "memplan"};
+    static const char *const names[] = {"dce", "cse", "fold", "inplace", "memplan", "fuse"}; /* bit order */
     for (const char *s = env; *s;) {
         size_t len = strcspn(s, ",");
         bool found = false;
@@ -187,7 +195,7 @@ kn_status kn_plan_compile(kn_plan **out, kn_graph *g, kn_node *const *outputs, i
     if (!pick_passes(p->opts.passes, &p->passes))
         return compile_fail(p, KN_ERR_ARG,
                             "plan: KILN_PASSES='%s': expected none, all, or a comma list of dce, cse, fold, "
-                            "inplace, memplan", getenv("KILN_PASSES"));
+                            "fuse, inplace, memplan", getenv("KILN_PASSES"));
     char why[256];
     kn_status st = kn__ir_build(&p->ir, g, outputs, n_outputs, host_backend, p->opts.training, why, sizeof why);
     if (st)
@@ -212,6 +220,9 @@ kn_status kn_plan_compile(kn_plan **out, kn_graph *g, kn_node *const *outputs, i
         ir->n_dead += dce ? kn__pass_dce(ir) : 0;
         kn__ir_drop_dead_values(ir);
     }
+    /* fused steps run CPU kernels (epilogues, chains): CPU plans only for now */
+    if ((p->passes & KN_PASS_FUSE) && !cuda && kn__pass_fuse(ir, !p->opts.debug_numerics) < 0)
+        return compile_fail(p, KN_ERR_OOM, "plan: out of memory in fusion");
     kn__ir_schedule(ir);
 
     /* Steps and their kernels; scratch per position (workspace + float64 copies). */
@@ -226,17 +237,25 @@ kn_status kn_plan_compile(kn_plan **out, kn_graph *g, kn_node *const *outputs, i
     }
     for (int i = 0; i < ir->n; i++) {
         const kn__ir_node *v = &ir->nodes[i];
-        const kn_node *n = v->node;
+        const kn_node *n = kn__ir_exec(v);
         unsigned fl = kn__op_flags[n->op];
         if (!(v->flags & KN__IR_LIVE) || (v->flags & KN__IR_FOLDED) || (fl & KN_OPF_LEAF))
             continue;
         p->flops += kn__op_table[n->op]->flops ? kn__op_table[n->op]->flops(n) : 0;
+        for (int k = 0; k < 2 + (v->chain ? v->chain->n_ops - 1 : 0); k++) { /* fused ops still compute */
+            int f = k == 0 ? v->fused_bn : k == 1 ? v->fused_act : -1;
+            const kn_node *fn = k >= 2 ? v->chain->ops[k - 2].node : f >= 0 ? ir->nodes[f].node : NULL;
+            p->flops += fn && kn__op_table[fn->op]->flops ? kn__op_table[fn->op]->flops(fn) : 0;
+        }
         if (kn__ir_is_view(v))
             continue; /* no kernel */
         plan_step *stp = &p->steps[p->n_steps++];
         stp->v = i;
         size_t ws = 0;
-        if (kn__pick_kernel(n, host_backend, &stp->fn, &ws, &stp->fallback)) {
+        if (v->chain) {
+            stp->fn = kn__cpu_chain_run; /* a stack block buffer: no workspace */
+            stp->args.chain = v->chain;
+        } else if (kn__pick_kernel(n, host_backend, &stp->fn, &ws, &stp->fallback)) {
             kn__free(scratch);
             kn__free(work_of);
             return compile_fail(p, KN_ERR_UNSUPPORTED, "plan: op %s has no kernel", kn__op_names[n->op]);
@@ -278,7 +297,7 @@ kn_status kn_plan_compile(kn_plan **out, kn_graph *g, kn_node *const *outputs, i
     for (int s = 0; s < p->n_steps; s++) {
         plan_step *stp = &p->steps[s];
         const kn__ir_node *v = &ir->nodes[stp->v];
-        const kn_node *n = v->node;
+        const kn_node *n = kn__ir_exec(v);
         int b = p->mem.scratch[v->pos];
         unsigned char *base = b >= 0 ? p->arena + p->mem.bufs[b].offset : p->arena;
         stp->args.node = n;
@@ -288,6 +307,14 @@ kn_status kn_plan_compile(kn_plan **out, kn_graph *g, kn_node *const *outputs, i
         stp->args.threads = p->opts.threads;
         stp->args.err = p->msg;
         stp->args.err_size = sizeof p->msg;
+        if (v->flags & KN__IR_FUSED) { /* pointers of a fused batch norm: resolve() */
+            const kn_node *act = v->fused_act >= 0 ? ir->nodes[v->fused_act].node : NULL;
+            stp->epi.act = act ? act->op : -1;
+            stp->epi.a = act ? (float)act->af[0] : 0.0f;
+            stp->epi.b = act ? (float)act->af[1] : 0.0f;
+            stp->epi.bn_eps = v->fused_bn >= 0 ? ir->nodes[v->fused_bn].node->af[1] : 0.0;
+            stp->args.epi = &stp->epi;
+        }
         if (!stp->fallback)
             continue;
         size_t cursor = work_of[v->pos] ? align64(work_of[v->pos]) : 0;
@@ -354,7 +381,7 @@ static kn_status check_numerics(kn_plan *p, const plan_step *st, const kn_node *
 kn_status kn__plan_run_step_host(kn_plan *p, int s)
 {
     plan_step *st = &p->steps[s];
-    const kn_node *n = p->ir.nodes[st->v].node;
+    const kn_node *n = kn__ir_exec(&p->ir.nodes[st->v]);
     st->args.step = p->step_count;
     if (st->fallback)
         for (int i = 0; i < n->nsrc; i++)
@@ -515,6 +542,7 @@ kn_status kn_plan_get_stats(const kn_plan *p, kn_plan_stats *out)
     out->merged = p->ir.n_merged;
     out->folded = p->ir.n_folded;
     out->inplace = p->ir.n_inplace;
+    out->fused = p->ir.n_fused;
     for (int b = 0; b < p->mem.n_bufs; b++)
         out->buffers += p->mem.bufs[b].owner >= 0;
     out->arena_bytes = p->arena_bytes;

@@ -116,7 +116,9 @@ int cmd_graph(int argc, char **argv)
                    "  Writes the training step of MODEL (a .kiln file or a built-in name) as Graphviz DOT:\n"
                    "  --after (default) the plan after the graph passes, with each node's arena offset and\n"
                    "  size or 'in place', 'view', 'folded'; --before the raw graph. --batch defaults to the\n"
-                   "  recipe's. Prints the passes' statistics and the arena sizes to stderr.\n"
+                   "  recipe's. Fused nodes are labelled with what they absorbed ('conv2d + batch_norm +\n"
+                   "  relu', 'chain mul → sum'). Prints the passes' statistics and the arena sizes to\n"
+                   "  stderr. KILN_PASSES=none|all|LIST (dce,cse,fold,fuse,inplace,memplan) picks the passes.\n"
                    "  Render with: dot -Tsvg FILE > graph.svg\n");
             return 0;
         } else if ((r = cli_opt(argc, argv, &i, "--batch", &v))) {
@@ -174,10 +176,10 @@ int cmd_graph(int argc, char **argv)
         mib(sc, sizeof sc, b.scratch_bytes);
         fprintf(stderr,
                 "kiln graph: %s, %s step, batch %lld: %d nodes, %d steps before the passes, %d after "
-                "(%d merged, %d folded, %d dead, %d in place)\n"
+                "(%d merged, %d folded, %d dead, %d fused, %d in place)\n"
                 "kiln graph: arena %s before the passes, %s after (peak live %s, largest scratch %s)\n",
                 model, inference ? "inference" : "training", batch, a.nodes, a.steps, b.steps, b.merged, b.folded,
-                b.dead, b.inplace, ra, ob, pk, sc);
+                b.dead, b.fused, b.inplace, ra, ob, pk, sc);
         FILE *f = out_path ? fopen(out_path, "w") : stdout;
         if (!f) {
             fprintf(stderr, "kiln graph: cannot write %s\n", out_path);

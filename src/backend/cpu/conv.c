@@ -19,6 +19,9 @@
  *    OpenBLAS per image (A·Bᵀ with both operands contiguous along the reduction, which
  *    OpenBLAS runs better than gemm.c).
  *
+ * The forward kernel applies a fused epilogue (kn__kargs.epi: batch norm, activation) to each
+ * task's output planes right after their GEMM, while they are in cache.
+ *
  * Every output element of kiln's own kernels is computed by one thread in an order fixed by
  * the shapes, so results do not depend on the thread count (OpenBLAS splits M and N, not K,
  * across its threads). The workspace (plan-owned) holds the packed
@@ -36,6 +39,7 @@
 #include "../../ops/conv_internal.h"
 #include "../backend.h"
 #include "conv_wino.h"
+#include "epilogue.h"
 #include "gemm.h"
 #include "sgemm.h"
 
@@ -406,6 +410,8 @@ static void grid_run(const kn__kargs *a, bool bwd)
                 kn__gmat c = {out + n * out_img + g * M * r.Ho * r.Wo, r.Ho * r.Wo, r.Wp, r.Wo, r.Wo};
                 kn__gemm_run(M, r.L, r.K, packed + g * grid_packed(&r), grid_planes(&r, mine) + g * Cig * r.HWp, 0,
                              off, c, bias ? bias + g * M : NULL, false);
+                for (int64_t o = 0; a->epi && o < M; o++)
+                    kn__epi_apply(a->epi, c.p + o * r.Ho * r.Wo, g * M + o, r.Ho * r.Wo);
             }
         }
     }
@@ -424,7 +430,7 @@ static kn_status conv2d_f32(const kn__kargs *a)
     if (kn__numel(node) == 0)
         return KN_OK;
     if (kn__wino_ok(q, false)) {
-        kn__wino_run(q, false, x, w, b, y, a->work);
+        kn__wino_run(q, false, x, w, b, a->epi, y, a->work);
         return KN_OK;
     }
     if (grid_ok(q, false)) {
@@ -456,6 +462,9 @@ static kn_status conv2d_f32(const kn__kargs *a)
                 }
                 kn__gmat c = {y + (n0 * q->O + g * q->Og) * p.P, p.P, p.P, q->O * p.P, p.P};
                 kn__gemm_run(q->Og, cols, p.K, packed + g * pa, B, ldb, NULL, c, b ? b + g * q->Og : NULL, false);
+                for (int64_t u = 0; a->epi && u < nb * q->Og; u++) /* image u / Og, channel u % Og */
+                    kn__epi_apply(a->epi, c.p + (u / q->Og) * q->O * p.P + (u % q->Og) * p.P, g * q->Og + u % q->Og,
+                                  p.P);
             }
         }
     }
@@ -477,7 +486,7 @@ static kn_status bwd_data_f32(const kn__kargs *a)
         return KN_OK;
     }
     if (kn__wino_ok(q, true)) {
-        kn__wino_run(q, true, dy, w, NULL, dx, a->work);
+        kn__wino_run(q, true, dy, w, NULL, NULL, dx, a->work);
         return KN_OK;
     }
     if (grid_ok(q, true)) {
@@ -610,7 +619,8 @@ static bool conv_supports(const kn_node *n)
 
 void kn__cpu_register_conv(kn__backend_kernel *t)
 {
-    t[KN_OP_CONV2D] = (kn__backend_kernel){.fn = conv2d_f32, .workspace = fwd_workspace, .supports = conv_supports};
+    t[KN_OP_CONV2D] = (kn__backend_kernel){
+        .fn = conv2d_f32, .workspace = fwd_workspace, .supports = conv_supports, .epilogue = true};
     t[KN_OP_CONV2D_BWD_DATA] =
         (kn__backend_kernel){.fn = bwd_data_f32, .workspace = bwd_data_workspace, .supports = conv_supports};
     t[KN_OP_CONV2D_BWD_WEIGHT] =

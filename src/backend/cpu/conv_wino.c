@@ -22,6 +22,7 @@
 #include <omp.h>
 #include <string.h>
 
+#include "epilogue.h"
 #include "gemm.h"
 
 #if defined(__AVX512F__) && !defined(KN_CPU_NO_AVX512)
@@ -204,8 +205,8 @@ static void output_transform(const wg *r, const float *M, int64_t t0, const floa
     }
 }
 
-void kn__wino_run(const kn__conv_geom *q, bool bwd, const float *in, const float *w, const float *bias, float *out,
-                  float *work)
+void kn__wino_run(const kn__conv_geom *q, bool bwd, const float *in, const float *w, const float *bias,
+                  const kn__epilogue *epi, float *out, float *work)
 {
     const wg r = wg_of(q, bwd);
     float *U = work, *packed = U + r.u, *slices = packed + r.packed;
@@ -237,8 +238,11 @@ void kn__wino_run(const kn__conv_geom *q, bool bwd, const float *in, const float
                 kn__gemm_run(r.Cog, T, r.Cig, packed + u * r.pa, V + (xi * r.Ci + g * r.Cig) * r.T, r.T, NULL, c, NULL,
                              false);
             }
-            for (int64_t i = 0; i < nb; i++)
+            for (int64_t i = 0; i < nb; i++) {
                 output_transform(&r, M, i * r.TT, bias, out + (n0 + i) * out_img);
+                for (int64_t o = 0; epi && o < r.Co; o++)
+                    kn__epi_apply(epi, out + (n0 + i) * out_img + o * r.Ho * r.Wo, o, r.Ho * r.Wo);
+            }
         }
     }
 }
@@ -473,10 +477,10 @@ size_t kn__wino_workspace(const kn__conv_geom *q, bool bwd)
     return 0;
 }
 
-void kn__wino_run(const kn__conv_geom *q, bool bwd, const float *in, const float *w, const float *bias, float *out,
-                  float *work)
+void kn__wino_run(const kn__conv_geom *q, bool bwd, const float *in, const float *w, const float *bias,
+                  const kn__epilogue *epi, float *out, float *work)
 {
-    (void)q, (void)bwd, (void)in, (void)w, (void)bias, (void)out, (void)work;
+    (void)q, (void)bwd, (void)in, (void)w, (void)bias, (void)epi, (void)out, (void)work;
 }
 
 bool kn__wino_dw_ok(const kn__conv_geom *q)

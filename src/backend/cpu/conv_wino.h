@@ -13,11 +13,12 @@
 bool kn__wino_ok(const kn__conv_geom *q, bool bwd);
 /* Workspace bytes the pass needs. */
 size_t kn__wino_workspace(const kn__conv_geom *q, bool bwd);
-/* Forward: out = y [N, O, OH, OW] from in = x, w [O, C/G, 3, 3], bias [O] or NULL.
- * Backward data: out = dx [N, C, H, W] from in = dy, w; bias NULL. Threads: OpenMP, at most
+/* Forward: out = y [N, O, OH, OW] from in = x, w [O, C/G, 3, 3], bias [O] or NULL, then the
+ * fused epilogue epi (NULL: none) on each image while it is in cache.
+ * Backward data: out = dx [N, C, H, W] from in = dy, w; bias and epi NULL. Threads: OpenMP, at most
  * the workspace's slices; results do not depend on the thread count. */
-void kn__wino_run(const kn__conv_geom *q, bool bwd, const float *in, const float *w, const float *bias, float *out,
-                  float *work);
+void kn__wino_run(const kn__conv_geom *q, bool bwd, const float *in, const float *w, const float *bias,
+                  const kn__epilogue *epi, float *out, float *work);
 
 /* Weight gradient dw [O, C/G, 3, 3] from x and dy (same conditions as the forward pass). */
 bool kn__wino_dw_ok(const kn__conv_geom *q);

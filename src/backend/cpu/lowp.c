@@ -262,7 +262,9 @@ void kn__cpu_register_lowp(kn__backend_kernel *t)
         inner[op] = t[op];
         if (!inner[op].fn)
             continue;
-        t[op] = (kn__backend_kernel){.fn = wrapped_run, .workspace = wrapped_workspace, .supports = wrapped_supports};
+        /* the fusion pass fuses only into f32 nodes, which go straight to the inner kernel */
+        t[op] = (kn__backend_kernel){.fn = wrapped_run, .workspace = wrapped_workspace, .supports = wrapped_supports,
+                                     .epilogue = inner[op].epilogue};
     }
     inner[KN_OP_CAST] = t[KN_OP_CAST];
     t[KN_OP_CAST] = (kn__backend_kernel){.fn = cast_lowp, .workspace = inner[KN_OP_CAST].workspace,

@@ -9,6 +9,7 @@
 #include "../../ops/matmul_internal.h"
 #include "../backend.h"
 #include "sgemm.h"
+#include "epilogue.h"
 
 static int64_t batch_numel(const kn_node *t)
 {
@@ -46,6 +47,17 @@ static kn_status matmul_f32(const kn__kargs *a)
     return KN_OK;
 }
 
+/* The fused activation (kn__kargs.epi, no batch norm: the fusion pass folds batch norm into
+ * convolutions only) over y [rows, out], row blocks over threads. */
+static void epilogue(const kn__epilogue *e, float *y, int64_t rows, int64_t out)
+{
+    if (!e)
+        return;
+#pragma omp parallel for schedule(static) if (rows * out > 65536)
+    for (int64_t r = 0; r < rows; r++)
+        kn__epi_apply(e, y + r * out, -1, out);
+}
+
 /* y [rows, out] = x [rows, in] · w [out, in]ᵀ + b: the bias is written first, GEMM adds. */
 static kn_status linear_f32(const kn__kargs *a)
 {
@@ -65,9 +77,11 @@ static kn_status linear_f32(const kn__kargs *a)
     if (in == 0) {
         if (!b)
             memset(y, 0, (size_t)total * sizeof(float));
+        epilogue(a->epi, y, rows, out);
         return KN_OK;
     }
     kn__sgemm(false, true, rows, out, in, 1.0f, x, in, w, in, b ? 1.0f : 0.0f, y, out);
+    epilogue(a->epi, y, rows, out);
     return KN_OK;
 }
 
@@ -105,5 +119,5 @@ static bool linear_supports(const kn_node *n)
 void kn__cpu_register_matmul(kn__backend_kernel *t)
 {
     t[KN_OP_MATMUL] = (kn__backend_kernel){.fn = matmul_f32, .supports = matmul_supports};
-    t[KN_OP_LINEAR] = (kn__backend_kernel){.fn = linear_f32, .supports = linear_supports};
+    t[KN_OP_LINEAR] = (kn__backend_kernel){.fn = linear_f32, .supports = linear_supports, .epilogue = true};
 }
