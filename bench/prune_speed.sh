@@ -7,6 +7,7 @@
 # runs of each model's median and fastest step, and the speed-ups.
 # usage: bench/prune_speed.sh BASE.safetensors PRUNED.safetensors [RUNS=3] [THREADS=2] [BATCHES="64 1"]
 set -eu
+source "$(dirname "$0")/lib.sh"
 KILN=${KILN:-build/kiln}
 QUIET=${QUIET:-0.3}
 QUIET_MAX=${QUIET_MAX:-300}
@@ -16,40 +17,7 @@ RUNS=${3:-3}
 THREADS=${4:-2}
 BATCHES=${5:-64 1}
 
-busy_fraction() {
-    python3 - <<'PY'
-import os, time
 
-def snap():
-    s = {}
-    for p in os.listdir("/proc"):
-        if p.isdigit():
-            try:
-                with open(f"/proc/{p}/stat") as f:
-                    d = f.read()
-            except OSError:
-                continue
-            x = d[d.rfind(")") + 2:].split()
-            s[p] = int(x[11]) + int(x[12])  # utime + stime
-    return s
-
-a = snap()
-time.sleep(0.5)
-b = snap()
-busy = sum(t - a[p] for p, t in b.items() if p in a)
-print("%.3f" % (busy / (0.5 * os.sysconf("SC_CLK_TCK") * os.cpu_count())))
-PY
-}
-
-wait_quiet() {
-    BUSY=$(busy_fraction)
-    local waited=0
-    while [ "$QUIET" != 0 ] && awk -v b="$BUSY" -v q="$QUIET" 'BEGIN { exit !(b >= q) }' && ((waited < QUIET_MAX)); do
-        sleep 1
-        waited=$((waited + 2))
-        BUSY=$(busy_fraction)
-    done
-}
 
 median() { tr ' ' '\n' | grep . | sort -g | awk '{ a[NR] = $1 } END { print NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 

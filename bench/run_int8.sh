@@ -16,6 +16,7 @@
 # with the load, so it also reports CPU time per step (perf stat task-clock of a 300-step
 # minus a 100-step run, 1 thread), which time slicing does not inflate.
 set -u
+source "$(dirname "$0")/lib.sh"
 KILN=${1:-build/kiln}
 CKPT=${2:-/work/ckpt}
 OUT=${3:-/tmp/kiln-int8}
@@ -26,34 +27,6 @@ QUIET_MAX=${QUIET_MAX:-120}
 PARTS=${PARTS:-acc wall cpu}
 mkdir -p "$OUT"
 
-busy_fraction() { # fraction of the CPUs other processes used over half a second
-    python3 - <<'PY'
-import os, time
-def snap():
-    s = {}
-    for p in os.listdir("/proc"):
-        if p.isdigit():
-            try:
-                d = open(f"/proc/{p}/stat").read()
-            except OSError:
-                continue
-            x = d[d.rfind(")") + 2:].split()
-            s[p] = int(x[11]) + int(x[12])
-    return s
-a = snap(); time.sleep(0.5); b = snap()
-print("%.2f" % (sum(t - a[p] for p, t in b.items() if p in a) / (0.5 * os.sysconf("SC_CLK_TCK") * os.cpu_count())))
-PY
-}
-wait_quiet() {
-    local waited=0 busy
-    busy=$(busy_fraction)
-    while awk -v b="$busy" -v q="$QUIET" 'BEGIN { exit !(b >= q) }' && ((waited < QUIET_MAX)); do
-        sleep 1
-        waited=$((waited + 1))
-        busy=$(busy_fraction)
-    done
-    echo "$busy"
-}
 
 echo "# $(date -u +%FT%TZ) $($KILN version) on $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), load $(cut -d' ' -f1-3 /proc/loadavg)"
 [[ " $PARTS " == *" acc "* ]] && echo "## accuracy and size" &&
@@ -69,7 +42,8 @@ echo "## wall clock: kiln bench --infer --batch 64 --threads $THREADS (rep model
 for r in $(seq "$REPS"); do
     for m in model_a model_b; do
         for f in "$CKPT/$m/model.safetensors" "$OUT/$m/model.safetensors"; do
-            busy=$(wait_quiet)
+            wait_quiet
+            busy=$BUSY
             $KILN bench --model "$f" --infer --batch 64 --threads "$THREADS" --peak 0 --json |
                 python3 -c "import sys, json; d = json.load(sys.stdin); print('$r $m $f $busy', d['step_ms'], d['min_ms'], round(d['images_per_s'], 1))"
         done

@@ -28,6 +28,7 @@
 #                        over half a second; QUIET=0 does not wait. The fraction seen is
 #                        recorded with each measurement.
 set -euo pipefail
+source "$(dirname "$0")/lib.sh"
 cd "$(dirname "$0")/.."
 
 THREADS=${THREADS:-2}
@@ -79,45 +80,6 @@ else
     steps_kiln=(--min-time "$MIN_TIME") steps_torch=(--min-time "$MIN_TIME")
 fi
 
-# Fraction of the CPUs used by other processes over half a second (from /proc/PID/stat). Niced
-# jobs count too: next to a nice-19 CPU hog, PyTorch's 2-thread MLP training step took 200 ms
-# instead of 1.5 ms (its OpenMP threads spin-wait; OMP_WAIT_POLICY=passive avoided it).
-busy_fraction() {
-    python3 - <<'PY'
-import os, time
-
-def snap():
-    s = {}
-    for p in os.listdir("/proc"):
-        if p.isdigit():
-            try:
-                with open(f"/proc/{p}/stat") as f:
-                    d = f.read()
-            except OSError:
-                continue
-            x = d[d.rfind(")") + 2:].split()  # fields 3.. of proc(5): utime 14, stime 15, nice 19
-            s[p] = (int(x[16]), int(x[11]) + int(x[12]))
-    return s
-
-a = snap()
-time.sleep(0.5)
-b = snap()
-busy = sum(t - a[p][1] for p, (nice, t) in b.items() if p in a)
-print("%.3f" % (busy / (0.5 * os.sysconf("SC_CLK_TCK") * os.cpu_count())))
-PY
-}
-BUSY=0
-wait_quiet() {
-    BUSY=$(busy_fraction)
-    [ "$QUIET" = 0 ] && return 0
-    local waited=0
-    while awk -v b="$BUSY" -v q="$QUIET" 'BEGIN { exit !(b >= q) }' && ((waited < QUIET_MAX)); do
-        ((waited % 30 == 0)) && echo "run_peers.sh: waiting for a quiet machine (CPUs ${BUSY} busy)" >&2
-        sleep 1
-        waited=$((waited + 1))
-        BUSY=$(busy_fraction)
-    done
-}
 run_kiln() {
     wait_quiet
     "$KILN" bench --model "$1" --"$2" --batch "$3" --threads "$THREADS" --warmup "$WARMUP" "${steps_kiln[@]}" --json \

@@ -38,38 +38,6 @@ static const char *STUDENT =
     "dense 3\n"
     "train optimizer=adam lr=0.01 batch=16 epochs=2\n";
 
-/* Three classes of 8x8 images: a bright row, column or diagonal, plus noise. */
-static kn_dataset *synthetic(int64_t n, uint64_t seed)
-{
-    kn_dataset *ds = calloc(1, sizeof *ds);
-    ds->n = n;
-    ds->ndim = 3;
-    ds->shape[0] = 1, ds->shape[1] = 8, ds->shape[2] = 8;
-    ds->dtype = KN_U8;
-    ds->classes = 3;
-    snprintf(ds->name, sizeof ds->name, "synthetic");
-    uint8_t *x = malloc((size_t)n * 64);
-    ds->y = malloc(sizeof(int32_t) * (size_t)n);
-    for (int64_t i = 0; i < n; i++) {
-        int c = (int)(kn_rng_uniform(seed, 1, (uint64_t)i) * 3), k = (int)(kn_rng_uniform(seed, 2, (uint64_t)i) * 8);
-        ds->y[i] = c;
-        for (int p = 0; p < 64; p++) {
-            int r = p / 8, col = p % 8;
-            bool on = (c == 0 && r == k) || (c == 1 && col == k) || (c == 2 && r == col);
-            x[i * 64 + p] = (uint8_t)(on ? 200 : kn_rng_uniform(seed, 3, (uint64_t)(i * 64 + p)) * 80);
-        }
-    }
-    ds->x = x;
-    return ds;
-}
-
-static void free_ds(kn_dataset *ds)
-{
-    free(ds->x);
-    free(ds->y);
-    free(ds);
-}
-
 static bool file_contains(const char *path, const char *needle);
 
 /* ---- the loss on a tiny case ---------------------------------------------------------------- */
@@ -399,7 +367,7 @@ int main(void)
     snprintf(dist, sizeof dist, "%s/distilled", dir);
     snprintf(part, sizeof part, "%s/part", dir);
     test_checkpoint_skip(dir);
-    kn_dataset *train = synthetic(200, 1), *test = synthetic(60, 2);
+    kn_dataset *train = kt_lines_dataset(200, 1, 8), *test = kt_lines_dataset(60, 2, 8);
     kn_error err = {0};
     kn_model *tm = NULL, *sm = NULL;
     CHECK_OK(kn_model_parse(&tm, TEACHER, "teacher", &err));
@@ -522,8 +490,8 @@ int main(void)
 
     kn_model_free(tm);
     kn_model_free(sm);
-    free_ds(train);
-    free_ds(test);
+    kt_free_dataset(train);
+    kt_free_dataset(test);
     char cmd[700];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     if (system(cmd) != 0)

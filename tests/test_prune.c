@@ -32,38 +32,6 @@ static const char *MODEL =
 static const char *WEIGHTS[] = {"conv1.weight", "conv2.weight", "dense1.weight", "dense2.weight"};
 #define NW 4
 
-/* Three classes of 8x8 images: a bright row, column or diagonal, plus noise. */
-static kn_dataset *synthetic(int64_t n, uint64_t seed)
-{
-    kn_dataset *ds = calloc(1, sizeof *ds);
-    ds->n = n;
-    ds->ndim = 3;
-    ds->shape[0] = 1, ds->shape[1] = 8, ds->shape[2] = 8;
-    ds->dtype = KN_U8;
-    ds->classes = 3;
-    snprintf(ds->name, sizeof ds->name, "synthetic");
-    uint8_t *x = malloc((size_t)n * 64);
-    ds->y = malloc(sizeof(int32_t) * (size_t)n);
-    for (int64_t i = 0; i < n; i++) {
-        int c = (int)(kn_rng_uniform(seed, 1, (uint64_t)i) * 3), k = (int)(kn_rng_uniform(seed, 2, (uint64_t)i) * 8);
-        ds->y[i] = c;
-        for (int p = 0; p < 64; p++) {
-            int r = p / 8, col = p % 8;
-            bool on = (c == 0 && r == k) || (c == 1 && col == k) || (c == 2 && r == col);
-            x[i * 64 + p] = (uint8_t)(on ? 200 : kn_rng_uniform(seed, 3, (uint64_t)(i * 64 + p)) * 80);
-        }
-    }
-    ds->x = x;
-    return ds;
-}
-
-static void free_ds(kn_dataset *ds)
-{
-    free(ds->x);
-    free(ds->y);
-    free(ds);
-}
-
 /* A checkpoint's tensors: the model's parameters, plus "<w>.mask" (u8) and "<w>.exp_avg" of
  * the weights when with_state (missing ones are an error of the load). */
 typedef struct ckpt {
@@ -275,7 +243,7 @@ int main(void)
         snprintf(ck[i], sizeof ck[i], "%s/model.safetensors", p[i]);
 
     test_schedule();
-    kn_dataset *tr = synthetic(200, 1), *te = synthetic(60, 2);
+    kn_dataset *tr = kt_lines_dataset(200, 1, 8), *te = kt_lines_dataset(60, 2, 8);
     kn_error err = {0};
     kn_model *m = NULL;
     CHECK_OK(kn_model_parse(&m, MODEL, "test model", &err));
@@ -532,8 +500,8 @@ int main(void)
     if (have_base)
         kn_graph_free(base.g);
     kn_model_free(m);
-    free_ds(tr);
-    free_ds(te);
+    kt_free_dataset(tr);
+    kt_free_dataset(te);
     kt_run("rm -rf %s", dir);
     return kt_finish("test_prune");
 }

@@ -25,41 +25,6 @@ static const char *MODEL = "input 1 8 8\n"
                            "dense 3\n"
                            "train optimizer=adam lr=0.01 batch=16 epochs=3\n";
 
-/* Three classes of 8x8 images: a bright row, column or diagonal, plus noise. */
-static kn_dataset *synthetic(int64_t n, uint64_t seed, int side)
-{
-    kn_dataset *ds = calloc(1, sizeof *ds);
-    ds->n = n;
-    ds->ndim = 3;
-    ds->shape[0] = 1, ds->shape[1] = side, ds->shape[2] = side;
-    ds->dtype = KN_U8;
-    ds->classes = 3;
-    snprintf(ds->name, sizeof ds->name, "synthetic");
-    int pix = side * side;
-    uint8_t *x = malloc((size_t)(n * pix));
-    ds->y = malloc(sizeof(int32_t) * (size_t)n);
-    for (int64_t i = 0; i < n; i++) {
-        int c = (int)(kn_rng_uniform(seed, 1, (uint64_t)i) * 3), k = (int)(kn_rng_uniform(seed, 2, (uint64_t)i) * side);
-        ds->y[i] = c;
-        for (int p = 0; p < pix; p++) {
-            int r = p / side, col = p % side;
-            bool on = (c == 0 && r == k) || (c == 1 && col == k) || (c == 2 && r == col);
-            x[i * pix + p] = (uint8_t)(on ? 200 : kn_rng_uniform(seed, 3, (uint64_t)(i * pix + p)) * 80);
-        }
-    }
-    ds->x = x;
-    return ds;
-}
-
-static void free_ds(kn_dataset *ds)
-{
-    if (ds) {
-        free(ds->x);
-        free(ds->y);
-        free(ds);
-    }
-}
-
 static char dir[256];
 static char fp32[300], q8[300], qpct[300];
 static kn_dataset *train_ds, *test_ds;
@@ -326,10 +291,10 @@ static void test_errors(void)
     st = kn_quantize(fp32, train_ds, &o, bad, &err);
     CHECK(st == KN_ERR_ARG && strstr(err.msg, "percentile 30"), "percentile 30: %s %s", kn_status_name(st), err.msg);
     o.method = KN_CALIB_MINMAX;
-    kn_dataset *wrong = synthetic(10, 5, 10);
+    kn_dataset *wrong = kt_lines_dataset(10, 5, 10);
     st = kn_quantize(fp32, wrong, &o, bad, &err);
     CHECK(st == KN_ERR_SHAPE && strstr(err.msg, "[1,10,10]"), "wrong data: %s %s", kn_status_name(st), err.msg);
-    free_ds(wrong);
+    kt_free_dataset(wrong);
     char nowhere[320];
     snprintf(nowhere, sizeof nowhere, "%s/missing/dir/q.safetensors", dir);
     st = kn_quantize(fp32, train_ds, &o, nowhere, &err);
@@ -469,8 +434,8 @@ int main(void)
     snprintf(fp32, sizeof fp32, "%s/model.safetensors", dir);
     snprintf(q8, sizeof q8, "%s/q8.safetensors", dir);
     snprintf(qpct, sizeof qpct, "%s/qpct.safetensors", dir);
-    train_ds = synthetic(400, 1, 8);
-    test_ds = synthetic(200, 2, 8);
+    train_ds = kt_lines_dataset(400, 1, 8);
+    test_ds = kt_lines_dataset(200, 2, 8);
     kn_train_result res = {0};
     if (train_small(MODEL, train_ds, dir, false, &res)) {
         test_roundtrip();
@@ -488,8 +453,8 @@ int main(void)
     rc = kt_run("%s train --help", KILN_BIN);
     CHECK(strstr(kt_out, "--qat"), "kiln train --help lacks --qat");
     test_fashion();
-    free_ds(train_ds);
-    free_ds(test_ds);
+    kt_free_dataset(train_ds);
+    kt_free_dataset(test_ds);
     kt_run("rm -rf %s", dir);
     return kt_finish("test_quant");
 }

@@ -23,38 +23,6 @@ static const char *MODEL =
     "dense 3\n"
     "train optimizer=adamw lr=0.01 batch=16 epochs=3 schedule=cosine warmup=0.5 weight_decay=0.01\n";
 
-/* Three classes of 8x8 images: a bright row, column or diagonal, plus noise. */
-static kn_dataset *synthetic(int64_t n, uint64_t seed)
-{
-    kn_dataset *ds = calloc(1, sizeof *ds);
-    ds->n = n;
-    ds->ndim = 3;
-    ds->shape[0] = 1, ds->shape[1] = 8, ds->shape[2] = 8;
-    ds->dtype = KN_U8;
-    ds->classes = 3;
-    snprintf(ds->name, sizeof ds->name, "synthetic");
-    uint8_t *x = malloc((size_t)n * 64);
-    ds->y = malloc(sizeof(int32_t) * (size_t)n);
-    for (int64_t i = 0; i < n; i++) {
-        int c = (int)(kn_rng_uniform(seed, 1, (uint64_t)i) * 3), k = (int)(kn_rng_uniform(seed, 2, (uint64_t)i) * 8);
-        ds->y[i] = c;
-        for (int p = 0; p < 64; p++) {
-            int r = p / 8, col = p % 8;
-            bool on = (c == 0 && r == k) || (c == 1 && col == k) || (c == 2 && r == col);
-            x[i * 64 + p] = (uint8_t)(on ? 200 : kn_rng_uniform(seed, 3, (uint64_t)(i * 64 + p)) * 80);
-        }
-    }
-    ds->x = x;
-    return ds;
-}
-
-static void free_ds(kn_dataset *ds)
-{
-    free(ds->x);
-    free(ds->y);
-    free(ds);
-}
-
 /* Reads a checkpoint's tensors' raw bytes by loading it into a graph built like training. */
 static void *file_bytes(const char *path, size_t *size)
 {
@@ -95,7 +63,7 @@ int main(void)
     snprintf(part, sizeof part, "%s/part", dir);
     snprintf(other, sizeof other, "%s/other", dir);
 
-    kn_dataset *train = synthetic(200, 1), *test = synthetic(60, 2); /* 200 = 12 batches of 16 + 8 */
+    kn_dataset *train = kt_lines_dataset(200, 1, 8), *test = kt_lines_dataset(60, 2, 8); /* 200 = 12 batches of 16 + 8 */
     kn_error err = {0};
     kn_model *m = NULL;
     CHECK_OK(kn_model_parse(&m, MODEL, "test model", &err));
@@ -260,7 +228,7 @@ int main(void)
     {
         kn_model *tiny = NULL;
         CHECK_OK(kn_model_parse(&tiny, "input 1 8 8\nflatten\ndense 4\nrelu\ndense 3\n", "tiny", &err));
-        kn_dataset *small = synthetic(24, 3);
+        kn_dataset *small = kt_lines_dataset(24, 3, 8);
         kn_train_opts t = o;
         t.resume = NULL;
         t.stop_after_steps = 0;
@@ -293,14 +261,14 @@ int main(void)
         CHECK(bad == 0, "%d runs failed with a status other than OOM/IO", bad);
         CHECK(n > 10 && n < 20000, "a training run succeeded after %ld injected failures", n - 1);
         printf("out-of-memory loop over kn_train: %ld allocation sites, each failing cleanly\n", n - 1);
-        free_ds(small);
+        kt_free_dataset(small);
         kn_model_free(tiny);
     }
 
     kn_model_free(m2);
     kn_model_free(m);
-    free_ds(train);
-    free_ds(test);
+    kt_free_dataset(train);
+    kt_free_dataset(test);
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     if (system(cmd) != 0)

@@ -96,3 +96,37 @@ int kt_run(const char *fmt, ...)
     int st = pclose(p);
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + (WIFSIGNALED(st) ? WTERMSIG(st) : 0);
 }
+
+kn_dataset *kt_lines_dataset(int64_t n, uint64_t seed, int side)
+{
+    kn_dataset *ds = calloc(1, sizeof *ds);
+    ds->n = n;
+    ds->ndim = 3;
+    ds->shape[0] = 1, ds->shape[1] = side, ds->shape[2] = side;
+    ds->dtype = KN_U8;
+    ds->classes = 3;
+    snprintf(ds->name, sizeof ds->name, "synthetic");
+    int pix = side * side;
+    uint8_t *x = malloc((size_t)(n * pix));
+    ds->y = malloc(sizeof(int32_t) * (size_t)n);
+    for (int64_t i = 0; i < n; i++) {
+        int c = (int)(kn_rng_uniform(seed, 1, (uint64_t)i) * 3), k = (int)(kn_rng_uniform(seed, 2, (uint64_t)i) * side);
+        ds->y[i] = c;
+        for (int p = 0; p < pix; p++) {
+            int r = p / side, col = p % side;
+            bool on = (c == 0 && r == k) || (c == 1 && col == k) || (c == 2 && r == col);
+            x[i * pix + p] = (uint8_t)(on ? 200 : kn_rng_uniform(seed, 3, (uint64_t)(i * pix + p)) * 80);
+        }
+    }
+    ds->x = x;
+    return ds;
+}
+
+void kt_free_dataset(kn_dataset *ds)
+{
+    if (ds) {
+        free(ds->x);
+        free(ds->y);
+        free(ds);
+    }
+}

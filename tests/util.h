@@ -51,4 +51,9 @@ long kt_oom_loop(const char *what, kn_status (*fn)(void *arg), void *arg, long m
 extern char kt_out[65536];
 int kt_run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* A small image data set for training tests: n u8 images 1×side×side in three classes (a bright
+ * row, column or diagonal, plus noise) from the seed. Free with kt_free_dataset (NULL is fine). */
+kn_dataset *kt_lines_dataset(int64_t n, uint64_t seed, int side);
+void kt_free_dataset(kn_dataset *ds);
+
 #endif
