@@ -5,6 +5,8 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "builtin_models.h"
 
@@ -56,11 +58,12 @@ bool cli_double(const char *cmd, const char *name, const char *s, double lo, dou
 
 kn_status cli_load_model(const char *spec, kn_model **out, kn_error *err)
 {
-    FILE *f = fopen(spec, "rb");
-    if (f) {
-        fclose(f);
+    /* a file of that name first; a directory of that name (e.g. a run directory called
+     * model_b) does not hide the built-in model */
+    struct stat sb;
+    bool is_dir = stat(spec, &sb) == 0 && S_ISDIR(sb.st_mode);
+    if (!is_dir && access(spec, F_OK) == 0)
         return kn_model_load(out, spec, err);
-    }
     for (const kn_builtin_model *b = kn_builtin_models; b->name; b++)
         if (!strcmp(b->name, spec)) {
             char src[128];
@@ -72,6 +75,9 @@ kn_status cli_load_model(const char *spec, kn_model **out, kn_error *err)
         strncat(names, names[0] ? ", " : "", sizeof names - strlen(names) - 1);
         strncat(names, b->name, sizeof names - strlen(names) - 1);
     }
+    if (is_dir)
+        return kn_error_set(err, KN_ERR_IO, "model '%s' is a directory, not a model description (.kiln) file nor a "
+                            "built-in model (%s)", spec, names);
     return kn_error_set(err, KN_ERR_IO, "model '%s': no such file, and not a built-in model (%s)", spec, names);
 }
 
