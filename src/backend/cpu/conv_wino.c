@@ -80,7 +80,7 @@ static wg wg_of(const kn__conv_geom *q, bool bwd)
     int64_t nb = r.TT > 0 ? (WINO_TILES + r.TT / 2) / r.TT : 1;
     r.nb = nb < 1 ? 1 : nb > r.N ? (r.N > 0 ? r.N : 1) : nb;
     r.T = r.nb * r.TT, r.tasks = r.N > 0 ? (r.N + r.nb - 1) / r.nb : 0;
-    r.slices = kn__cpu_slices(r.tasks);
+    r.slices = kn__cpu_slices((int64_t)1 << 30); /* one per core: with fewer tasks than cores the threads share them */
     r.pa = round16(kn__gemm_packed_a_size(r.Cog, r.Cig));
     r.u = round16(16 * r.Co * r.Cig), r.packed = 16 * r.G * r.pa;
     r.slice = round16(r.Ci * r.Hq * r.RS) + round16(16 * r.Ci * r.T) + round16(16 * r.Co * r.T);
@@ -205,12 +205,45 @@ static void output_transform(const wg *r, const float *M, int64_t t0, const floa
     }
 }
 
+/* Task t of the forward pass (images t·nb ..): input transforms into V, the 16·G GEMMs into
+ * M, output transforms. Called by `share` threads at once (thread `me` of them), they split
+ * each stage and meet at a barrier between stages (share = 1: one thread, no barriers). The
+ * arithmetic of every element is the same whoever computes it, so results do not depend on
+ * the thread count. */
+static void wino_task(const wg *r, int64_t t, int me, int share, const float *in, const float *bias,
+                      const kn__epilogue *epi, float *out, const float *packed, float *pad, float *V, float *M)
+{
+    const int64_t in_img = r->Ci * r->Hi * r->Wi, out_img = r->Co * r->Ho * r->Wo;
+    int64_t n0 = t * r->nb, nb = imin(r->nb, r->N - n0), T = nb * r->TT;
+    for (int64_t i = me; i < nb; i += share)
+        input_transform(r, in + (n0 + i) * in_img, pad, V, i * r->TT);
+    if (share > 1) {
+#pragma omp barrier
+    }
+    for (int64_t u = me; u < 16 * r->G; u += share) {
+        int64_t xi = u / r->G, g = u % r->G;
+        kn__gmat c = {M + (xi * r->Co + g * r->Cog) * r->T, r->T, 0, 0, 0};
+        kn__gemm_run(r->Cog, T, r->Cig, packed + u * r->pa, V + (xi * r->Ci + g * r->Cig) * r->T, r->T, NULL, c, NULL,
+                     false);
+    }
+    if (share > 1) {
+#pragma omp barrier
+    }
+    for (int64_t i = me; i < nb; i += share) {
+        output_transform(r, M, i * r->TT, bias, out + (n0 + i) * out_img);
+        for (int64_t o = 0; epi && o < r->Co; o++)
+            kn__epi_apply(epi, out + (n0 + i) * out_img + o * r->Ho * r->Wo, o, r->Ho * r->Wo);
+    }
+    if (share > 1) {
+#pragma omp barrier /* the next task reuses V and M */
+    }
+}
+
 void kn__wino_run(const kn__conv_geom *q, bool bwd, const float *in, const float *w, const float *bias,
                   const kn__epilogue *epi, float *out, float *work)
 {
     const wg r = wg_of(q, bwd);
     float *U = work, *packed = U + r.u, *slices = packed + r.packed;
-    const int64_t in_img = r.Ci * r.Hi * r.Wi, out_img = r.Co * r.Ho * r.Wo;
     int nt = omp_get_max_threads();
     nt = nt < r.slices ? nt : r.slices;
 #pragma omp parallel num_threads(nt)
@@ -227,22 +260,15 @@ void kn__wino_run(const kn__conv_geom *q, bool bwd, const float *in, const float
                 kn__gemm_pack_a(mr, r.Cig, U + (xi * r.Co + g * r.Cog + i0) * r.Cig, r.Cig, 1,
                                 packed + (xi * r.G + g) * r.pa + i0 * r.Cig);
         }
+        if (r.tasks >= nt) { /* enough images: each thread runs whole tasks in its own slice */
 #pragma omp for schedule(dynamic, 1)
-        for (int64_t t = 0; t < r.tasks; t++) {
-            int64_t n0 = t * r.nb, nb = imin(r.nb, r.N - n0), T = nb * r.TT;
-            for (int64_t i = 0; i < nb; i++)
-                input_transform(&r, in + (n0 + i) * in_img, pad, V, i * r.TT);
-            for (int64_t u = 0; u < 16 * r.G; u++) {
-                int64_t xi = u / r.G, g = u % r.G;
-                kn__gmat c = {M + (xi * r.Co + g * r.Cog) * r.T, r.T, 0, 0, 0};
-                kn__gemm_run(r.Cog, T, r.Cig, packed + u * r.pa, V + (xi * r.Ci + g * r.Cig) * r.T, r.T, NULL, c, NULL,
-                             false);
-            }
-            for (int64_t i = 0; i < nb; i++) {
-                output_transform(&r, M, i * r.TT, bias, out + (n0 + i) * out_img);
-                for (int64_t o = 0; epi && o < r.Co; o++)
-                    kn__epi_apply(epi, out + (n0 + i) * out_img + o * r.Ho * r.Wo, o, r.Ho * r.Wo);
-            }
+            for (int64_t t = 0; t < r.tasks; t++)
+                wino_task(&r, t, 0, 1, in, bias, epi, out, packed, pad, V, M);
+        } else { /* fewer tasks than threads (small batches): the threads share each task's
+                  * transforms and split its 16·G GEMMs, in the first slice's V and M */
+            float *V0 = slices + round16(r.Ci * r.Hq * r.RS), *M0 = V0 + round16(16 * r.Ci * r.T);
+            for (int64_t t = 0; t < r.tasks; t++)
+                wino_task(&r, t, omp_get_thread_num(), omp_get_num_threads(), in, bias, epi, out, packed, pad, V0, M0);
         }
     }
 }
