@@ -1,6 +1,6 @@
 /* kiln/cuda.h — the CUDA backend's public entry points: device discovery, the caching
- * device allocator's statistics, a backend object holding a device index, a stream and a
- * cuBLAS handle, and one vector kernel (axpy) that proves the toolchain end to end. Plans run
+ * device allocator's statistics, a backend object holding a device index and a stream, and
+ * one vector kernel (axpy) that proves the toolchain end to end. Plans run
  * on the GPU through kn_plan_opts.backend = KN_BACKEND_CUDA (kiln/plan.h, docs/cuda.md).
  * Part of libkiln; this header includes no CUDA header, so any C program can use it. In a
  * build without CUDA every function here fails with KN_ERR_UNSUPPORTED ("kiln was built
@@ -34,7 +34,7 @@ kn_status kn_cuda_device_name(int device, char *buf, size_t size);
 const char *kn_cuda_last_error(void);
 
 /* Creates a backend on `device`: makes it current for the calling thread and creates a
- * non-blocking stream and a cuBLAS handle bound to it. Fails with KN_ERR_DEVICE ("no CUDA
+ * non-blocking stream. Fails with KN_ERR_DEVICE ("no CUDA
  * device found (cudaGetDeviceCount: ...); use the CPU backend") when there is no device,
  * KN_ERR_ARG for a device index out of range, KN_ERR_OOM; *out is then NULL and the reason is
  * in kn_cuda_last_error(). The caller owns *out: free it with kn_cuda_backend_free. */

@@ -5,7 +5,7 @@
 #ifndef KN_CUDA_INTERNAL_H
 #define KN_CUDA_INTERNAL_H
 
-#include <cublas_v2.h>
+#include <cublasLt.h>
 #include <cuda_runtime.h>
 
 #include "kiln/cuda.h"
@@ -13,7 +13,6 @@
 struct kn_cuda_backend {
     int device;
     cudaStream_t stream;   /* every kernel and copy of this backend runs here */
-    cublasHandle_t cublas; /* bound to stream */
     char msg[512];         /* last failure */
 };
 

@@ -1,7 +1,7 @@
-/* device.cu — CUDA backend skeleton: device discovery and the backend object (device index,
- * stream, cuBLAS handle), plus the helpers that turn every CUDA/cuBLAS result into a
- * kn_status. No process-wide state besides the thread-local message of kn_cuda_last_error.
- * Kernels live in their own files (blas1.cu); plans are not wired to this backend yet. */
+/* device.cu — CUDA device discovery and the backend object (device index, stream), plus the
+ * helpers that turn every CUDA/cuBLAS result into a kn_status. No process-wide state besides
+ * the thread-local message of kn_cuda_last_error. Kernels live in their own files; plans run
+ * through plan_cuda.c. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,7 +26,7 @@ kn_status kn__cublas_status(cublasStatus_t st, const char *what, char *msg, size
 {
     if (st == CUBLAS_STATUS_SUCCESS)
         return KN_OK;
-    snprintf(msg, size, "%s: %s (%s)", what, cublasGetStatusName(st), cublasGetStatusString(st));
+    snprintf(msg, size, "%s: %s (%s)", what, cublasLtGetStatusName(st), cublasLtGetStatusString(st));
     return st == CUBLAS_STATUS_ALLOC_FAILED ? KN_ERR_OOM : KN_ERR_DEVICE;
 }
 
@@ -104,8 +104,6 @@ void kn_cuda_backend_free(kn_cuda_backend *b)
         return;
     /* Teardown errors cannot be reported to anyone; the resources are gone either way. */
     if (cudaSetDevice(b->device) == cudaSuccess) {
-        if (b->cublas)
-            (void)cublasDestroy(b->cublas);
         if (b->stream) {
             (void)cudaStreamSynchronize(b->stream);
             (void)cudaStreamDestroy(b->stream);
@@ -135,11 +133,6 @@ kn_status kn_cuda_backend_new(kn_cuda_backend **out, int device)
     if (!st)
         st = kn__cuda_status(cudaStreamCreateWithFlags(&b->stream, cudaStreamNonBlocking),
                              "cudaStreamCreateWithFlags", b->msg, sizeof b->msg);
-    if (!st)
-        st = kn__cublas_status(cublasCreate(&b->cublas), "cublasCreate", b->msg, sizeof b->msg);
-    if (!st)
-        st = kn__cublas_status(cublasSetStream(b->cublas, b->stream), "cublasSetStream", b->msg,
-                               sizeof b->msg);
     if (st) {
         snprintf(last_error, sizeof last_error, "CUDA device %d: %.400s", device, b->msg);
         kn_cuda_backend_free(b);
