@@ -29,7 +29,9 @@ typedef struct op_row {
     double grad_tol;        /* relative tolerance of the f64 gradient check (0 = 1e-6) */
 } op_row;
 
-/* Inputs for builds. Values come from a fixed seed, identical for f32 and f64 graphs. */
+/* Inputs for builds (tests/ops/kt_inputs.c). Values come from a fixed seed, identical for f32
+ * and f64 graphs; kt_inputs_reset() restarts the streams (call it before each build). */
+void kt_inputs_reset(void);
 /* A trainable parameter with values uniform in [lo, hi). */
 kn_node *kt_param(kn_graph *g, kn_dtype dt, int ndim, const int64_t *shape, double lo, double hi);
 /* A frozen (non-trainable) parameter with values uniform in [lo, hi). */

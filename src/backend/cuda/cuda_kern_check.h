@@ -11,11 +11,11 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "../backend.h"
-
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+#include "../backend.h"
 
 typedef struct kn__cuda_derr {
     uint64_t where; /* first bad row/element; UINT64_MAX = none (the reset sets all bits) */

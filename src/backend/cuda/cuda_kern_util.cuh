@@ -11,13 +11,19 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "cuda_kern_check.h"
-#include "cuda_kernels.h"
+#include <cublasLt.h>
+#include <cuda_runtime.h>
 
+/* The library's C headers first, with C linkage (cuda_kernels.h includes backend.h without
+ * an extern "C" of its own). */
 extern "C" {
+#include "backend/backend.h"
 #include "ops/broadcast.h"
 #include "ops/op_table.h"
 }
+
+#include "cuda_kern_check.h"
+#include "cuda_kernels.h"
 
 #define KN_CU_THREADS 256 /* threads per block of the elementwise and reduction kernels */
 
