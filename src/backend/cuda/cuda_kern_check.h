@@ -1,4 +1,5 @@
-/* cuda_kern_check.h — data errors of CUDA kernels (a label outside [0, C), Adam's step t < 1):
+/* cuda_kern_check.h — data errors of CUDA kernels (a label outside [0, C), an embedding index
+ * outside [0, V), Adam's step t < 1):
  * a kernel cannot return KN_ERR_RANGE without synchronising, so the ops that validate data
  * keep a record at the start of their workspace, reset on the stream before each launch and
  * set by the kernel (the smallest bad index wins, independent of thread order; the output
@@ -23,7 +24,7 @@ typedef struct kn__cuda_derr {
     int32_t pad;
 } kn__cuda_derr;
 
-enum { KN_CUDA_DERR_LABEL = 1, KN_CUDA_DERR_STEP = 2 };
+enum { KN_CUDA_DERR_LABEL = 1, KN_CUDA_DERR_STEP = 2, KN_CUDA_DERR_INDEX = 3 };
 
 /* Bytes at the start of such an op's workspace taken by the record (kernels put any other
  * scratch after it). */

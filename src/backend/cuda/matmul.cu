@@ -76,6 +76,13 @@ static kn_status layout(const kn__kargs *a, cublasLtMatrixLayout_t *l, cudaDataT
     return st;
 }
 
+/* Largest power of two (≤ 256) dividing the address of every matrix: p, p + stride, ... */
+static uint32_t align_of(const void *p, size_t stride_bytes, int64_t batch)
+{
+    uintptr_t bits = (uintptr_t)p | (batch > 1 ? (uintptr_t)stride_bytes : 0) | 256;
+    return (uint32_t)(bits & (~bits + 1));
+}
+
 static kn_status run_gemm(const kn__kargs *a, const kn__cuda_ctx *ctx, kn_dtype dt, const gemm *g)
 {
     if (g->batch > INT32_MAX)
@@ -117,6 +124,17 @@ static kn_status run_gemm(const kn__kargs *a, const kn__cuda_ctx *ctx, kn_dtype 
                       cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &wsb,
                                                            sizeof wsb),
                       "cublasLtMatmulPreferenceSetAttribute(MAX_WORKSPACE_BYTES)");
+    /* the heuristic assumes 256-byte aligned matrices unless told otherwise: give it the real
+     * alignment of each operand (and of every matrix of a strided batch) */
+    size_t es = kn_dtype_size(dt);
+    uint32_t al[3] = {align_of(g->X, g->sx * es, g->batch), align_of(g->Y, g->sy * es, g->batch),
+                      align_of(g->D, g->sd * es, g->batch)};
+    static const cublasLtMatmulPreferenceAttributes_t al_attr[4] = {
+        CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
+        CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES};
+    for (int i = 0; i < 4 && !st; i++)
+        st = lt_check(a, cublasLtMatmulPreferenceSetAttribute(pref, al_attr[i], &al[i < 3 ? i : 2], sizeof al[0]),
+                      "cublasLtMatmulPreferenceSetAttribute(MIN_ALIGNMENT)");
     if (!st && ctx->deterministic) {
         uint32_t mask = CUBLASLT_REDUCTION_SCHEME_NONE;
         st = lt_check(a,
