@@ -120,6 +120,7 @@ static kn_status conv_f32(const kn__kargs *a)
 extern "C" void kn__cuda_register_conv(kn__backend_kernel *t)
 {
     kn__backend_kernel k = {};
+    k.supports = kn__cu_f32_only;
     k.fn = conv_f32;
     t[KN_OP_CONV2D] = t[KN_OP_CONV2D_BWD_DATA] = t[KN_OP_CONV2D_BWD_WEIGHT] = k;
 }

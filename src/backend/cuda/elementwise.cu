@@ -302,6 +302,7 @@ static bool cast_supports(const kn_node *n)
 extern "C" void kn__cuda_register_elementwise(kn__backend_kernel *t)
 {
     kn__backend_kernel k = {};
+    k.supports = kn__cu_f32_only;
     k.fn = binary_f32;
     t[KN_OP_ADD] = t[KN_OP_SUB] = t[KN_OP_MUL] = t[KN_OP_DIV] = t[KN_OP_POW] = k;
     k.fn = unary_f32;

@@ -285,6 +285,7 @@ static kn_status pair_f32(const kn__kargs *a)
 extern "C" void kn__cuda_register_loss(kn__backend_kernel *t)
 {
     kn__backend_kernel k = {};
+    k.supports = kn__cu_f32_only;
     k.fn = class_loss_f32;
     k.workspace = rows_ws;
     t[KN_OP_SOFTMAX_CE] = t[KN_OP_NLL] = k;

@@ -324,6 +324,7 @@ static kn_status ln_bwd_f32(const kn__kargs *a)
 extern "C" void kn__cuda_register_norm(kn__backend_kernel *t)
 {
     kn__backend_kernel k = {};
+    k.supports = kn__cu_f32_only;
     k.fn = bn_f32;
     t[KN_OP_BATCH_NORM] = k;
     k.fn = bn_bwd_f32;

@@ -176,6 +176,7 @@ static kn_status pool_f32(const kn__kargs *a)
 extern "C" void kn__cuda_register_pool(kn__backend_kernel *t)
 {
     kn__backend_kernel k = {};
+    k.supports = kn__cu_f32_only;
     k.fn = pool_f32;
     t[KN_OP_MAX_POOL2D] = t[KN_OP_MAX_POOL2D_BWD] = t[KN_OP_AVG_POOL2D] = t[KN_OP_AVG_POOL2D_BWD] =
         t[KN_OP_GLOBAL_AVG_POOL] = k;

@@ -50,6 +50,7 @@ static kn_status dropout_f32(const kn__kargs *a)
 extern "C" void kn__cuda_register_random(kn__backend_kernel *t)
 {
     kn__backend_kernel k = {};
+    k.supports = kn__cu_f32_only;
     k.fn = dropout_f32;
     t[KN_OP_DROPOUT] = k;
 }

@@ -261,13 +261,14 @@ static kn_status maxmin_bwd_f32(const kn__kargs *a)
 extern "C" void kn__cuda_register_reduce(kn__backend_kernel *t)
 {
     kn__backend_kernel k = {};
+    k.supports = kn__cu_f32_only;
     k.fn = reduce_f32;
     t[KN_OP_SUM] = t[KN_OP_MEAN] = t[KN_OP_MAX] = t[KN_OP_MIN] = k;
     k.fn = argmax_f32;
     k.supports = argmax_supports;
     t[KN_OP_ARGMAX] = k;
     k.fn = maxmin_bwd_f32;
-    k.supports = NULL;
+    k.supports = kn__cu_f32_only;
     k.workspace = maxmin_bwd_ws;
     t[KN_OP_MAXMIN_BWD] = k;
 }

@@ -228,7 +228,7 @@ extern "C" void kn__cuda_register_shape(kn__backend_kernel *t)
     k.supports = shape_supports;
     t[KN_OP_RESHAPE] = t[KN_OP_EXPAND] = t[KN_OP_PERMUTE] = t[KN_OP_SLICE] = t[KN_OP_PAD] = t[KN_OP_CONCAT] = k;
     k.fn = embedding_f32;
-    k.supports = NULL; /* f32 weight and output; the indices are integers */
+    k.supports = kn__cu_f32_only; /* f32 weight and output; the indices are integers */
     k.workspace = derr_ws;
     t[KN_OP_EMBEDDING] = k;
     k.fn = embedding_bwd_f32;

@@ -151,6 +151,7 @@ static kn_status softmax_bwd_f32(const kn__kargs *a)
 extern "C" void kn__cuda_register_softmax(kn__backend_kernel *t)
 {
     kn__backend_kernel k = {};
+    k.supports = kn__cu_f32_only;
     k.fn = softmax_f32;
     t[KN_OP_SOFTMAX] = t[KN_OP_LOG_SOFTMAX] = k;
     k.fn = softmax_bwd_f32;
