@@ -16,6 +16,9 @@
  * Exit 77 (CTest: skipped) without a CUDA device. */
 #include <cuda_runtime.h>
 #include <math.h>
+#ifdef KN_HAVE_CUDNN
+#include <cudnn.h>
+#endif
 #include <stdlib.h>
 #include <string.h>
 
@@ -65,6 +68,9 @@ static size_t nbytes(const kn_node *n) { return (size_t)kn__numel(n) * kn_dtype_
 /* Tolerance of a case: GEMMs by math mode; f32 elementwise 1e-5; other f32 ops the row's. */
 static double case_tol(const op_row *row, const kn_node *out)
 {
+    bool conv = out->op == KN_OP_CONV2D || out->op == KN_OP_CONV2D_BWD_DATA || out->op == KN_OP_CONV2D_BWD_WEIGHT;
+    if (conv && ctx.dnn && ctx.math != KN_CUDA_MATH_FP32)
+        return ctx.math == KN_CUDA_MATH_TF32 ? 1e-3 : 1e-2;
     if (out->op == KN_OP_MATMUL || out->op == KN_OP_LINEAR) {
         if (out->dtype == KN_BF16 || ctx.math == KN_CUDA_MATH_BF16)
             return 1e-2;
@@ -548,6 +554,13 @@ static const family families[] = {
 
 static bool is_gemm_row(const op_row *row) { return row->op == KN_OP_MATMUL || row->op == KN_OP_LINEAR; }
 
+static bool is_conv_row(const op_row *row)
+{
+    return row->op == KN_OP_CONV2D || row->op == KN_OP_CONV2D_BWD_DATA || row->op == KN_OP_CONV2D_BWD_WEIGHT;
+}
+
+static void *dnn_handle; /* cudnnHandle_t when built with cuDNN */
+
 int main(int argc, char **argv)
 {
     int count = 0;
@@ -590,6 +603,15 @@ int main(int argc, char **argv)
     CHECK(ls == CUBLAS_STATUS_SUCCESS, "cublasLtCreate: %s", cublasLtGetStatusString(ls));
     ctx.gemm_workspace_bytes = 32u << 20;
     CU(cudaMalloc(&ctx.gemm_workspace, ctx.gemm_workspace_bytes));
+#ifdef KN_HAVE_CUDNN
+    cudnnHandle_t dh = NULL;
+    cudnnStatus_t ds = cudnnCreate(&dh);
+    CHECK(ds == CUDNN_STATUS_SUCCESS, "cudnnCreate: %s", cudnnGetErrorString(ds));
+    dnn_handle = dh;
+    printf("cuDNN %zu: convolutions run with the direct kernels and through cuDNN\n", cudnnGetVersion());
+#else
+    printf("built without cuDNN: convolutions run with the direct kernels only\n");
+#endif
     if (kt_failures)
         return kt_finish("gpu_test_cuda_ops");
 
@@ -599,13 +621,21 @@ rows:
             const op_row *row = &families[f].rows[r];
             if (filter && (filter[0] == '!' ? strstr(row->label, filter + 1) != NULL : !strstr(row->label, filter)))
                 continue;
-            int modes = is_gemm_row(row) ? 3 : 1;
+            /* GEMMs in each math mode; convolutions with the direct kernels, then (with cuDNN)
+             * through cuDNN in FP32 and TF32 */
+            int modes = is_gemm_row(row) ? 3 : is_conv_row(row) && dnn_handle ? 3 : 1;
             for (int mode = 0; mode < modes; mode++) {
-                ctx.math = mode == 0 ? KN_CUDA_MATH_FP32 : mode == 1 ? KN_CUDA_MATH_TF32 : KN_CUDA_MATH_BF16;
+                if (is_conv_row(row)) {
+                    ctx.dnn = mode ? dnn_handle : NULL;
+                    ctx.math = mode == 2 ? KN_CUDA_MATH_TF32 : KN_CUDA_MATH_FP32;
+                } else {
+                    ctx.math = mode == 0 ? KN_CUDA_MATH_FP32 : mode == 1 ? KN_CUDA_MATH_TF32 : KN_CUDA_MATH_BF16;
+                }
                 for (int v = 0; v < row->n_variants; v++)
                     run_case(row, v);
             }
             ctx.math = KN_CUDA_MATH_FP32;
+            ctx.dnn = NULL;
         }
 
     printf("\n%-28s %6s %6s %7s %12s %10s\n", "op", "cases", "failed", "skipped", "max error", "tolerance");
@@ -618,6 +648,10 @@ rows:
         if (!(kn__op_flags[op] & KN_OPF_LEAF) && (!table[op].fn || (res[op].unsupported && !res[op].cases)))
             printf(" %s", kn__op_names[op]);
     printf("\n");
+#ifdef KN_HAVE_CUDNN
+    if (dnn_handle)
+        cudnnDestroy((cudnnHandle_t)dnn_handle);
+#endif
     if (!host_only) {
         cudaFree(ctx.gemm_workspace);
         cublasLtDestroy(ctx.lt);
