@@ -12,7 +12,8 @@
  * Usage: gpu_test_cuda_ops [--time] [substring | !substring]: only the rows whose label contains
  * (or, with '!', does not contain) it, e.g. '!large' for the sanitizer runs; --time also times
  * the kernels of the "large" rows (median of 21 runs; GB/s and GFLOP/s).
- * KILN_TEST_HOST_ONLY=1 checks the harness without a device (builds, inputs, references).
+ * KILN_TEST_HOST_ONLY=1 checks the harness without a device (builds, inputs, references);
+ * KILN_TEST_VERBOSE=1 prints every case's largest error.
  * Exit 77 (CTest: skipped) without a CUDA device. */
 #include <cuda_runtime.h>
 #include <math.h>
@@ -32,6 +33,7 @@ static kn__backend_kernel table[KN_OP_COUNT];
 static kn__cuda_ctx ctx;
 static bool host_only; /* KILN_TEST_HOST_ONLY=1: build, gather and run the references only */
 static bool timing;    /* --time: also time the kernels of the "large" rows */
+static bool verbose;   /* KILN_TEST_VERBOSE=1: one line per case with its largest error */
 
 /* per-op results */
 static struct {
@@ -359,6 +361,9 @@ static void run_case(const op_row *row, int v)
             worst = w2 > worst ? w2 : worst;
             free(h);
         }
+    if (verbose)
+        printf("case %-28s v%-2d %-26s math %d%s: max error %.3g (tolerance %.0e)\n", row->label, v,
+               kn__op_names[op], ctx.math, ctx.dnn ? " cuDNN" : "", worst, tol);
     if (timing && !kt_failures && strncmp(row->label, "large", 5) == 0)
         time_case(row, v, &ga);
     res[op].max_err = worst > res[op].max_err ? worst : res[op].max_err;
@@ -566,6 +571,8 @@ int main(int argc, char **argv)
     int count = 0;
     const char *ho = getenv("KILN_TEST_HOST_ONLY");
     host_only = ho && strcmp(ho, "1") == 0;
+    const char *vb = getenv("KILN_TEST_VERBOSE");
+    verbose = vb && strcmp(vb, "1") == 0;
     cudaError_t e = host_only ? cudaSuccess : cudaGetDeviceCount(&count);
     if (!host_only && (e != cudaSuccess || count == 0)) {
         printf("SKIPPED: no CUDA device (%s)\n", e != cudaSuccess ? cudaGetErrorString(e) : "0 devices");
