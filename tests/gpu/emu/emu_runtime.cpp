@@ -2,14 +2,63 @@
  * emu_device.h; registers no matmul kernel (cuBLASLt is not emulated). */
 #include <stdio.h>
 #include <stdlib.h>
+#include <condition_variable>
+
 #include "emu_device.h"
 #include "cublasLt.h"
 thread_local emu_dim3 threadIdx, blockIdx;
 emu_dim3 blockDim, gridDim;
-std::barrier<> *emu_bar;
+emu_barrier *emu_bar;
 double emu_shfl[1024];
 std::mutex emu_atomic;
 cudaError_t emu_last_error = cudaSuccess;
+
+/* the pool: worker i runs the current block's job when i < its size */
+/* never destroyed: the detached workers still wait on them when the process exits */
+static std::mutex &pool_m = *new std::mutex;
+static std::condition_variable &pool_cv = *new std::condition_variable, &pool_done = *new std::condition_variable;
+static std::vector<std::thread> &pool = *new std::vector<std::thread>;
+static uint64_t pool_gen;
+static unsigned pool_block, pool_bidx, pool_left;
+static const std::function<void()> *pool_job;
+
+static void worker(unsigned id)
+{
+    uint64_t seen = 0;
+    for (;;) {
+        std::unique_lock<std::mutex> lk(pool_m);
+        pool_cv.wait(lk, [&] { return pool_gen != seen && id < pool_block; });
+        seen = pool_gen;
+        unsigned b = pool_bidx;
+        const std::function<void()> *job = pool_job;
+        lk.unlock();
+        threadIdx = {id, 0, 0};
+        blockIdx = {b, 0, 0};
+        (*job)();
+        lk.lock();
+        if (--pool_left == 0)
+            pool_done.notify_all();
+    }
+}
+
+void emu_run_block(unsigned block, unsigned b, const std::function<void()> &job)
+{
+    emu_barrier bar(block);
+    std::unique_lock<std::mutex> lk(pool_m);
+    while (pool.size() < block) {
+        pool.emplace_back(worker, (unsigned)pool.size());
+        pool.back().detach();
+    }
+    emu_bar = &bar;
+    pool_job = &job;
+    pool_block = block;
+    pool_bidx = b;
+    pool_left = block;
+    pool_gen++;
+    pool_cv.notify_all();
+    pool_done.wait(lk, [] { return pool_left == 0; });
+    pool_block = 0;
+}
 extern "C" {
 cudaError_t cudaGetDeviceCount(int *n) { *n = 1; return cudaSuccess; }
 cudaError_t cudaGetDeviceProperties(struct cudaDeviceProp *p, int) { snprintf(p->name, sizeof p->name, "CPU emulator"); p->multiProcessorCount = 1; return cudaSuccess; }

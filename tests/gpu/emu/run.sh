@@ -26,4 +26,4 @@ done
 LIBS=$(grep -o -- '-l[a-z0-9_]*\|/[^ ]*\.so[^ ]*' "$BUILD/tests/CMakeFiles/test_ops.dir/link.txt" | grep -v -x -- '-linux' | tr '\n' ' ')
 g++ -o "$OUTD/test_cuda_ops_emu" "$OUTD"/*.o "$BUILD/libkiln.a" $LIBS -lpthread -lm
 if [ $# -eq 0 ]; then set -- '!large'; fi
-exec "$OUTD/test_cuda_ops_emu" "$@"
+exec nice -n 19 "$OUTD/test_cuda_ops_emu" "$@"
