@@ -521,6 +521,43 @@ static kn_node *half_matmul(kn_graph *g, kn_dtype dt, int v)
     return kn_graph_linear(g, a, b, kn_graph_cast(g, kt_p(g, dt, -1, 1, 31), h));
 }
 
+/* Small shapes that still take the block-per-row / block-per-output paths (rows longer than
+ * 256, reductions over more than 64 values): quick enough for the CPU emulation too. */
+static kn_node *block_paths(kn_graph *g, kn_dtype dt, int v)
+{
+    const int64_t rows = 3, sh[2] = {3, 300};
+    switch (v) {
+    case 0: return kn_graph_softmax_cross_entropy(g, kt_p(g, dt, -5, 5, 3, 300), kt_labels(g, KN_I64, 1, &rows, 300));
+    case 1: {
+        kn_node *s[3] = {kt_p(g, dt, -5, 5, 3, 300), kt_labels(g, KN_I32, 1, &rows, 300), kt_param(g, dt, 0, NULL, 0.5, 2)};
+        return kn__node_finish(g, kn__node_new(g, KN_OP_SOFTMAX_CE_BWD, 3, s));
+    }
+    case 2: return kn_graph_layer_norm(g, kt_p(g, dt, -2, 2, 3, 300), 1, kt_p(g, dt, 0.5, 1.5, 300),
+                                       kt_p(g, dt, -0.5, 0.5, 300), 1e-5);
+    case 3: case 4: case 5: { /* layer_norm_bwd: dx, dgamma, dbeta */
+        kn_node *s[3] = {kt_param(g, dt, 2, sh, -2, 2), kt_const(g, dt, 2, sh, -1, 1), kt_p(g, dt, 0.5, 1.5, 300)};
+        kn_node *n = kn__node_new(g, KN_OP_LAYER_NORM_BWD, 3, s);
+        if (n) {
+            n->ai[0] = 1;
+            n->ai[1] = v - 3;
+            n->af[0] = 1e-5;
+        }
+        return kn__node_finish(g, n);
+    }
+    case 6: return kn_graph_sum(g, kt_p(g, dt, -1, 1, 3, 100), 2u, false);
+    case 7: return kn_graph_max(g, kt_p(g, dt, -1, 1, 5, 7, 20), 6u, true);
+    default: { /* maxmin_bwd over 100 values per output, about 25 of them tied at the maximum 0.5 */
+        kn_node *x = kn_graph_clamp(g, kt_p(g, dt, -1, 1, 4, 100), -1, 0.5);
+        kn_node *y = kn_graph_max(g, x, 2u, true);
+        kn_node *s[3] = {x, y, kt_p(g, dt, -1, 1, 4, 1)};
+        kn_node *n = kn__node_new(g, KN_OP_MAXMIN_BWD, 3, s);
+        if (n)
+            n->ai[0] = 2;
+        return kn__node_finish(g, n);
+    }
+    }
+}
+
 static kn_node *big_dropout(kn_graph *g, kn_dtype dt, int v)
 {
     (void)v;
@@ -540,6 +577,7 @@ static const op_row extra_rows[] = {
     {.op = KN_OP_MAX_POOL2D, .label = "large pool", .build = big_pool, .n_variants = 3},
     {.op = KN_OP_CONV2D, .label = "large conv", .build = big_conv, .n_variants = 3},
     {.op = KN_OP_EMBEDDING, .label = "bad indices", .build = bad_index, .n_variants = 2},
+    {.op = KN_OP_SOFTMAX_CE, .label = "block paths", .build = block_paths, .n_variants = 9},
     {.op = KN_OP_MATMUL, .label = "half matmul", .build = half_matmul, .n_variants = 4},
 };
 
