@@ -9,87 +9,6 @@
 #include "ops/op_rows.h"
 #include "util.h"
 
-/* ---- inputs ---------------------------------------------------------------------------- */
-static uint64_t kt_counter; /* reset before each build so f32 and f64 builds match */
-static kn_dtype kt_round = KN_F32; /* values are rounded to this dtype (bf16/f16 for the low-precision pass) */
-
-static double kt_value(double lo, double hi, int64_t i)
-{
-    double v = lo + (hi - lo) * kn_rng_uniform(1234, kt_counter, (uint64_t)i);
-    if (kt_round == KN_BF16)
-        return kn_bf16_to_f32(kn_f32_to_bf16((float)v));
-    if (kt_round == KN_F16)
-        return kn_f16_to_f32(kn_f32_to_f16((float)v));
-    return (double)(float)v;
-}
-
-static kn_node *make_param(kn_graph *g, kn_dtype dt, int ndim, const int64_t *shape, double lo,
-                           double hi, bool trainable)
-{
-    kn_node *n = kn_graph_param(g, "", dt, ndim, shape, trainable);
-    if (n) {
-        void *d = kn_graph_param_data(g, n);
-        for (int64_t i = 0; i < kn_node_numel(n); i++) {
-            double v = kt_value(lo, hi, i);
-            if (dt == KN_F32)
-                ((float *)d)[i] = (float)v;
-            else if (dt == KN_BF16)
-                ((uint16_t *)d)[i] = kn_f32_to_bf16((float)v);
-            else if (dt == KN_F16)
-                ((uint16_t *)d)[i] = kn_f32_to_f16((float)v);
-            else
-                ((double *)d)[i] = v;
-        }
-    }
-    kt_counter++; /* every input draws from its own stream */
-    return n;
-}
-
-kn_node *kt_param(kn_graph *g, kn_dtype dt, int ndim, const int64_t *shape, double lo, double hi)
-{
-    return make_param(g, dt, ndim, shape, lo, hi, true);
-}
-
-kn_node *kt_frozen(kn_graph *g, kn_dtype dt, int ndim, const int64_t *shape, double lo, double hi)
-{
-    return make_param(g, dt, ndim, shape, lo, hi, false);
-}
-
-kn_node *kt_labels(kn_graph *g, kn_dtype dt, int ndim, const int64_t *shape, int64_t classes)
-{
-    int64_t numel = 1;
-    for (int i = 0; i < ndim; i++)
-        numel *= shape[i];
-    int64_t *v = malloc(sizeof(int64_t) * (size_t)(numel ? numel : 1));
-    for (int64_t i = 0; i < numel; i++)
-        v[i] = (int64_t)(kn_rng_uniform(99, kt_counter, (uint64_t)i) * (double)classes);
-    kt_counter++;
-    kn_convert(v, dt, v, KN_I64, numel); /* narrowing in place is safe front to back */
-    kn_node *n = kn_graph_const(g, dt, ndim, shape, v);
-    free(v);
-    return n;
-}
-
-kn_node *kt_const(kn_graph *g, kn_dtype dt, int ndim, const int64_t *shape, double lo, double hi)
-{
-    int64_t numel = 1;
-    for (int i = 0; i < ndim; i++)
-        numel *= shape[i];
-    double *v = malloc(sizeof(double) * (size_t)(numel ? numel : 1));
-    for (int64_t i = 0; i < numel; i++)
-        v[i] = kt_value(lo, hi, i);
-    kt_counter++;
-    kn_tensor *src;
-    kn_tensor_wrap(&src, v, KN_F64, ndim, shape);
-    kn_tensor *conv = NULL;
-    kn_tensor_to(&conv, src, dt);
-    kn_node *n = kn_graph_const(g, dt, ndim, shape, conv ? conv->data : NULL);
-    kn_tensor_free(conv);
-    kn_tensor_free(src);
-    free(v);
-    return n;
-}
-
 /* ---- the harness ------------------------------------------------------------------------ */
 typedef struct built {
     kn_graph *g;
@@ -113,7 +32,7 @@ static bool build(const op_row *row, int v, kn_dtype dt, kn_backend_kind be, bui
 {
     memset(b, 0, sizeof *b);
     b->g = kn_graph_new();
-    kt_counter = 0;
+    kt_inputs_reset();
     b->out = row->build(b->g, dt, v);
     CHECK(b->out, "%s v%d (%s): build failed: %s", row->label, v, kn_dtype_name(dt), kn_graph_error(b->g));
     if (!b->out)
@@ -262,12 +181,12 @@ static bool has_lowp_kernel(int op)
 static void compare_lowp(const op_row *row, int v, kn_dtype dt)
 {
     built bl = {0}, b64 = {0};
-    kt_round = dt;
+    kt_inputs_round(dt);
     bool ok64 = build(row, v, KN_F64, KN_BACKEND_REF, &b64) && run(row, v, &b64);
     bl.g = kn_graph_new();
-    kt_counter = 0;
+    kt_inputs_reset();
     bl.out = row->build(bl.g, dt, v);
-    kt_round = KN_F32;
+    kt_inputs_round(KN_F32);
     CHECK(bl.out, "%s v%d (%s): build failed: %s", row->label, v, kn_dtype_name(dt), kn_graph_error(bl.g));
     kn_plan_opts o = {.backend = KN_BACKEND_CPU};
     bool okl = bl.out && kn_plan_compile(&bl.plan, bl.g, &bl.out, 1, &o) == KN_OK;
@@ -287,7 +206,7 @@ static void compare_lowp(const op_row *row, int v, kn_dtype dt)
 static void bad_case(const op_row *row)
 {
     kn_graph *g = kn_graph_new();
-    kt_counter = 0;
+    kt_inputs_reset();
     kn_node *n = row->bad(g);
     CHECK(n == NULL, "%s: bad case returned a node", row->label);
     CHECK(kn_graph_status(g) == row->bad_code, "%s: bad case status %s, expected %s (message: %s)", row->label,

@@ -31,7 +31,11 @@ typedef struct op_row {
                                no finite-difference check (f32 vs f64 still compared) */
 } op_row;
 
-/* Inputs for builds. Values come from a fixed seed, identical for f32 and f64 graphs. */
+/* Inputs for builds (tests/ops/kt_inputs.c). Values come from a fixed seed, identical for f32
+ * and f64 graphs; kt_inputs_reset() restarts the streams (call it before each build). */
+void kt_inputs_reset(void);
+/* Values are rounded to dt (KN_F32 normally; KN_BF16/KN_F16 for the low-precision rows). */
+void kt_inputs_round(kn_dtype dt);
 /* A trainable parameter with values uniform in [lo, hi). */
 kn_node *kt_param(kn_graph *g, kn_dtype dt, int ndim, const int64_t *shape, double lo, double hi);
 /* A frozen (non-trainable) parameter with values uniform in [lo, hi). */

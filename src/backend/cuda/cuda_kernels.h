@@ -18,7 +18,13 @@
 #include <cublasLt.h>
 #include <cuda_runtime.h>
 
+#ifdef __cplusplus
+extern "C" { /* the core headers have no extern "C" of their own */
+#endif
 #include "../backend.h"
+#ifdef __cplusplus
+}
+#endif
 
 /* Bad data found by a kernel on the device (a label ≥ classes, an embedding index out of
  * range): the kernel cannot return KN_ERR_RANGE for it, so it records the first one here
