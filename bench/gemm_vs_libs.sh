@@ -16,15 +16,16 @@ THREADS=${THREADS:-2}
 REPS=${REPS:-3}
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
-[ -f "$B/libkiln.a" ] || make BUILD="$B" >/dev/null
+[ -f "$B/libkiln.so" ] || make BUILD="$B" >/dev/null
 cc=(gcc -O2 -march=native -fopenmp)
 "${cc[@]}" bench/kernels/gemm_lab.c -I/usr/include/x86_64-linux-gnu/openblas-openmp -lopenblas -o "$T/openblas"
 "${cc[@]}" -DLAB_BLIS bench/kernels/gemm_lab.c -I/usr/include/x86_64-linux-gnu/blis-openmp \
     /usr/lib/x86_64-linux-gnu/blis-openmp/libblis.so -o "$T/blis"
 "${cc[@]}" -DLAB_DNNL bench/kernels/gemm_lab.c -ldnnl -o "$T/onednn"
-"${cc[@]}" -DLAB_KILN_SGEMM -I src bench/kernels/gemm_lab.c "$B/libkiln.a" -ldnnl -lopenblas -lm -o "$T/kiln"
-"${cc[@]}" -I include -I src bench/kernels/op_lab.c "$B/libkiln.a" -ldnnl -lopenblas -lpng -lz -lm -lpthread \
-    -o "$T/op_lab"
+# against the shared library: it names its own dependencies (oneDNN, OpenBLAS, CUDA runtime, ...)
+kiln_so=(-L"$B" -lkiln -Wl,-rpath,"$(cd "$B" && pwd)" -lm)
+"${cc[@]}" -DLAB_KILN_SGEMM -I src bench/kernels/gemm_lab.c "${kiln_so[@]}" -o "$T/kiln"
+"${cc[@]}" -I include -I src bench/kernels/op_lab.c "${kiln_so[@]}" -o "$T/op_lab"
 export OMP_NUM_THREADS=$THREADS BLIS_NUM_THREADS=$THREADS
 for r in $(seq "$REPS"); do
     for lib in openblas blis onednn; do
