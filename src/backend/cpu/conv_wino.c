@@ -126,11 +126,12 @@ static const int ODD[16] = {1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 2
 static const int LO[16] = {0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23};
 static const int HI[16] = {8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
 
-/* V[ξ][c][t0 + th·TW + tw] = (Bᵀ d B)[ξ/4][ξ%4] for image img [Ci, Hi, Wi] (pad: scratch). */
-static void input_transform(const wg *r, const float *img, float *pad, float *V, int64_t t0)
+/* V[ξ][c][t0 + th·TW + tw] = (Bᵀ d B)[ξ/4][ξ%4] for channels c0 ≤ c < c1 of image img
+ * [Ci, Hi, Wi] (pad: scratch). */
+static void input_transform(const wg *r, const float *img, float *pad, float *V, int64_t t0, int64_t c0, int64_t c1)
 {
-    memset(pad, 0, (size_t)(r->Ci * r->Hq * r->RS) * sizeof(float));
-    for (int64_t c = 0; c < r->Ci; c++)
+    memset(pad + c0 * r->Hq * r->RS, 0, (size_t)((c1 - c0) * r->Hq * r->RS) * sizeof(float));
+    for (int64_t c = c0; c < c1; c++)
         for (int64_t h = 0; h < r->Hi; h++) {
             int64_t hq = h + r->ph;
             if (hq < r->Hq) /* rows past the last tile's patch are never read */
@@ -139,7 +140,7 @@ static void input_transform(const wg *r, const float *img, float *pad, float *V,
         }
     const __m512i ev = _mm512_loadu_si512(EVEN), od = _mm512_loadu_si512(ODD);
     const int64_t CT = r->Ci * r->T;
-    for (int64_t c = 0; c < r->Ci; c++)
+    for (int64_t c = c0; c < c1; c++)
         for (int64_t th = 0; th < r->TH; th++) {
             const float *r0 = pad + (c * r->Hq + 2 * th) * r->RS, *r1 = r0 + r->RS, *r2 = r1 + r->RS, *r3 = r2 + r->RS;
             for (int64_t tw0 = 0; tw0 < r->TW; tw0 += 16) {
@@ -172,12 +173,13 @@ static void input_transform(const wg *r, const float *img, float *pad, float *V,
         }
 }
 
-/* Image [Co, Ho, Wo] from M[ξ][co][t0 + tile] (+ bias). */
-static void output_transform(const wg *r, const float *M, int64_t t0, const float *bias, float *out)
+/* Channels o0 ≤ o < o1 of image [Co, Ho, Wo] from M[ξ][co][t0 + tile] (+ bias). */
+static void output_transform(const wg *r, const float *M, int64_t t0, const float *bias, float *out, int64_t o0,
+                             int64_t o1)
 {
     const __m512i lo = _mm512_loadu_si512(LO), hi = _mm512_loadu_si512(HI);
     const int64_t CT = r->Co * r->T;
-    for (int64_t o = 0; o < r->Co; o++) {
+    for (int64_t o = o0; o < o1; o++) {
         const __m512 bb = _mm512_set1_ps(bias ? bias[o] : 0.0f);
         for (int64_t th = 0; th < r->TH; th++)
             for (int64_t tw0 = 0; tw0 < r->TW; tw0 += 16) {
@@ -215,8 +217,11 @@ static void wino_task(const wg *r, int64_t t, int me, int share, const float *in
 {
     const int64_t in_img = r->Ci * r->Hi * r->Wi, out_img = r->Co * r->Ho * r->Wo;
     int64_t n0 = t * r->nb, nb = imin(r->nb, r->N - n0), T = nb * r->TT;
-    for (int64_t i = me; i < nb; i += share)
-        input_transform(r, in + (n0 + i) * in_img, pad, V, i * r->TT);
+    /* transforms: whole images per thread, or (fewer images than threads) channels per thread */
+    const bool by_image = nb >= share;
+    for (int64_t i = by_image ? me : 0; i < nb; i += by_image ? share : 1)
+        input_transform(r, in + (n0 + i) * in_img, pad, V, i * r->TT, by_image ? 0 : r->Ci * me / share,
+                        by_image ? r->Ci : r->Ci * (me + 1) / share);
     if (share > 1) {
 #pragma omp barrier
     }
@@ -229,9 +234,10 @@ static void wino_task(const wg *r, int64_t t, int me, int share, const float *in
     if (share > 1) {
 #pragma omp barrier
     }
-    for (int64_t i = me; i < nb; i += share) {
-        output_transform(r, M, i * r->TT, bias, out + (n0 + i) * out_img);
-        for (int64_t o = 0; epi && o < r->Co; o++)
+    for (int64_t i = by_image ? me : 0; i < nb; i += by_image ? share : 1) {
+        int64_t o0 = by_image ? 0 : r->Co * me / share, o1 = by_image ? r->Co : r->Co * (me + 1) / share;
+        output_transform(r, M, i * r->TT, bias, out + (n0 + i) * out_img, o0, o1);
+        for (int64_t o = o0; epi && o < o1; o++)
             kn__epi_apply(epi, out + (n0 + i) * out_img + o * r->Ho * r->Wo, o, r->Ho * r->Wo);
     }
     if (share > 1) {
