@@ -81,6 +81,10 @@ kn_status kn_write_file_atomic(const char *path, const void *data, size_t size, 
  * larger than max_size, KN_ERR_OOM. *data is NULL and *size 0 on error. */
 kn_status kn_read_file(const char *path, size_t max_size, void **data, size_t *size, kn_error *err);
 
+/* mkdir -p: creates dir and its missing parents (mode 0777 & umask). 0, or -1 with errno set
+ * (ENOTDIR when a component exists and is not a directory, ENAMETOOLONG past 4095 bytes). */
+int kn_make_dirs(const char *dir);
+
 #ifdef __cplusplus
 }
 #endif

@@ -141,6 +141,12 @@ typedef struct kn_build_opts {
  * models (e.g. a teacher and a student) into one graph. */
 kn_node *kn_model_build_ex(const kn_model *m, kn_graph *g, kn_node *x, const kn_build_opts *o, kn_error *err);
 
+/* A new graph holding m built on an input "x" of one example (parameters created and
+ * initialised from the graph's default seed): for reading or writing a model's parameters by
+ * name. NULL on failure, with the reason in err prefixed by `what` (e.g. a file name; NULL:
+ * the model's source). Free with kn_graph_free. */
+kn_graph *kn_model_new_graph(const kn_model *m, const char *what, kn_error *err);
+
 /* Prints one line per layer (line, name, kind, output shape, parameters, FLOPs per example)
  * and the totals, as `kiln info` shows them. KN_ERR_IO if writing fails. */
 kn_status kn_model_summary(const kn_model *m, FILE *out, kn_error *err);

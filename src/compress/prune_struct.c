@@ -217,26 +217,6 @@ static kn_status rewrite_text(const kn_model *m, const int64_t *keep_n, char **o
     return KN_OK;
 }
 
-/* Builds m on a batch of 1 in a new graph; NULL (err set) on failure. */
-static kn_graph *build(const kn_model *m, const char *path, kn_error *err)
-{
-    kn_graph *g = kn_graph_new();
-    if (!g) {
-        kn_error_set(err, KN_ERR_OOM, "out of memory");
-        return NULL;
-    }
-    int64_t shape[4] = {1};
-    int nd = kn_model_input_shape(m, shape + 1);
-    kn_node *x = kn_graph_input(g, "x", KN_F32, nd + 1, shape);
-    if (!x || !kn_model_build(m, g, x, err)) {
-        if (!err || !err->status)
-            kn_error_set(err, kn_graph_status(g) ? kn_graph_status(g) : KN_ERR_OOM, "%s: %s", path, kn_graph_error(g));
-        kn_graph_free(g);
-        return NULL;
-    }
-    return g;
-}
-
 static int layer_of(const kn_model *m, const char *param)
 {
     const char *dot = strrchr(param, '.');
@@ -341,7 +321,7 @@ kn_status kn_prune_structured(const char *in, const char *out, const kn_struct_p
         st = kn_error_set(err, KN_ERR_FORMAT, "%s: no kiln.model in the metadata: not a kiln checkpoint", path);
     if (!st)
         st = kn_model_parse(&m, kn_meta_get(&meta, "kiln.model"), path, err);
-    if (!st && !(g = build(m, path, err)))
+    if (!st && !(g = kn_model_new_graph(m, path, err)))
         st = err && err->status ? err->status : KN_ERR_OOM;
     if (!st)
         st = kn_checkpoint_load(g, path, true, NULL, err);
@@ -403,7 +383,7 @@ kn_status kn_prune_structured(const char *in, const char *out, const kn_struct_p
         st = rewrite_text(m, c.keep_n, &text, err);
     if (!st)
         st = kn_model_parse(&m2, text, out, err);
-    if (!st && !(g2 = build(m2, out, err)))
+    if (!st && !(g2 = kn_model_new_graph(m2, out, err)))
         st = err && err->status ? err->status : KN_ERR_OOM;
     if (!st)
         st = transfer(&c, g, g2, path, err);

@@ -434,6 +434,30 @@ kn_node *kn_model_build(const kn_model *m, kn_graph *g, kn_node *x, kn_error *er
     return kn__model_build(m, g, x, false, NULL, NULL, err);
 }
 
+kn_graph *kn_model_new_graph(const kn_model *m, const char *what, kn_error *err)
+{
+    if (!m) {
+        kn_error_set(err, KN_ERR_ARG, "kn_model_new_graph: NULL model");
+        return NULL;
+    }
+    what = what ? what : m->source;
+    kn_graph *g = kn_graph_new();
+    if (!g) {
+        kn_error_set(err, KN_ERR_OOM, "%s: out of memory", what);
+        return NULL;
+    }
+    int64_t shape[4] = {1};
+    int nd = kn_model_input_shape(m, shape + 1);
+    kn_node *x = kn_graph_input(g, "x", KN_F32, nd + 1, shape);
+    if (!x || !kn_model_build(m, g, x, err)) {
+        if (!err || !err->status)
+            kn_error_set(err, kn_graph_status(g) ? kn_graph_status(g) : KN_ERR_OOM, "%s: %s", what, kn_graph_error(g));
+        kn_graph_free(g);
+        return NULL;
+    }
+    return g;
+}
+
 kn_node *kn_model_build_ex(const kn_model *m, kn_graph *g, kn_node *x, const kn_build_opts *o, kn_error *err)
 {
     return kn__model_build(m, g, x, false, NULL, o, err);

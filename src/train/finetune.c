@@ -15,26 +15,6 @@
 
 #define MAX_PARAMS 512
 
-/* Builds m on a batch of 1 in a new graph seeded with seed; NULL (err set) on failure. */
-static kn_graph *scratch(const kn_model *m, const char *path, kn_error *err)
-{
-    kn_graph *g = kn_graph_new();
-    if (!g) {
-        kn_error_set(err, KN_ERR_OOM, "out of memory");
-        return NULL;
-    }
-    int64_t shape[4] = {1};
-    int nd = kn_model_input_shape(m, shape + 1);
-    kn_node *x = kn_graph_input(g, "x", KN_F32, nd + 1, shape);
-    if (!x || !kn_model_build(m, g, x, err)) {
-        if (!err || !err->status)
-            kn_error_set(err, kn_graph_status(g) ? kn_graph_status(g) : KN_ERR_OOM, "%s: %s", path, kn_graph_error(g));
-        kn_graph_free(g);
-        return NULL;
-    }
-    return g;
-}
-
 /* Every parameter of the file's own model (kiln.model) must be one of m's. */
 static kn_status same_parameters(kn_graph *mine, const char *text, const char *path, kn_error *err)
 {
@@ -42,7 +22,7 @@ static kn_status same_parameters(kn_graph *mine, const char *text, const char *p
     kn_status st = kn_model_parse(&fm, text, path, err);
     if (st)
         return st;
-    kn_graph *fg = scratch(fm, path, err);
+    kn_graph *fg = kn_model_new_graph(fm, path, err);
     kn_model_free(fm);
     if (!fg)
         return err && err->status ? err->status : KN_ERR_OOM;
@@ -62,7 +42,7 @@ kn_status kn__init_from(kn_graph *g, const kn_model *m, const char *spec, kn__no
     char path[4096];
     struct stat sb;
     snprintf(path, sizeof path, stat(spec, &sb) == 0 && S_ISDIR(sb.st_mode) ? "%s/model.safetensors" : "%s", spec);
-    kn_graph *sg = scratch(m, path, err);
+    kn_graph *sg = kn_model_new_graph(m, path, err);
     if (!sg)
         return err && err->status ? err->status : KN_ERR_OOM;
     kn_meta meta = {0};

@@ -574,34 +574,6 @@ static kn_status run_epochs(trainer *t, const kn_dataset *train, const kn_datase
     return st;
 }
 
-/* mkdir -p: creates dir and its missing parents; 0 or -1 with errno. */
-static int mkdir_p(const char *dir)
-{
-    char buf[4096];
-    size_t n = strlen(dir);
-    if (n == 0 || n >= sizeof buf) {
-        errno = ENAMETOOLONG;
-        return -1;
-    }
-    memcpy(buf, dir, n + 1);
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = 0;
-        if (mkdir(buf, 0777) != 0 && errno != EEXIST)
-            return -1;
-        *p = '/';
-    }
-    if (mkdir(buf, 0777) != 0 && errno != EEXIST)
-        return -1;
-    struct stat sb;
-    if (stat(buf, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
-        errno = ENOTDIR;
-        return -1;
-    }
-    return 0;
-}
-
 kn_status kn_train(const kn_model *m, const kn_dataset *train, const kn_dataset *test, const kn_train_opts *opts,
                    kn_train_result *res_out, kn_error *err)
 {
@@ -622,7 +594,7 @@ kn_status kn_train(const kn_model *m, const kn_dataset *train, const kn_dataset 
         return st;
     if (opts->threads > 0)
         omp_set_num_threads(opts->threads);
-    if (opts->out_dir && mkdir_p(opts->out_dir) != 0)
+    if (opts->out_dir && kn_make_dirs(opts->out_dir) != 0)
         return kn_error_set(err, KN_ERR_IO, "cannot create the output directory %s: %s", opts->out_dir, strerror(errno));
     char why[512];
     if ((st = kn_device_resolve(&t.o.backend, &t.o.device, why, sizeof why)) != KN_OK) /* once, before any work */

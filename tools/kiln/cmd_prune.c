@@ -37,24 +37,6 @@ static void usage(FILE *f)
             "  --quiet             no progress output\n");
 }
 
-static int mkdir_p(const char *dir)
-{
-    char buf[4096];
-    size_t n = strlen(dir);
-    if (n == 0 || n >= sizeof buf)
-        return -1;
-    memcpy(buf, dir, n + 1);
-    for (char *p = buf + 1; *p; p++)
-        if (*p == '/') {
-            *p = 0;
-            if (mkdir(buf, 0777) != 0 && errno != EEXIST)
-                return -1;
-            *p = '/';
-        }
-    struct stat sb;
-    return (mkdir(buf, 0777) == 0 || errno == EEXIST) && stat(buf, &sb) == 0 && S_ISDIR(sb.st_mode) ? 0 : -1;
-}
-
 /* Test accuracy of a checkpoint. */
 static kn_status accuracy(const char *ckpt, const kn_dataset *test, int threads, double *acc, kn_error *err)
 {
@@ -229,7 +211,7 @@ int cmd_prune(int argc, char **argv)
     o.progress = !a.quiet;
     o.out_dir = a.out;
     if (a.structured) {
-        if (mkdir_p(a.out) != 0) {
+        if (kn_make_dirs(a.out) != 0) {
             st = kn_error_set(&err, KN_ERR_IO, "cannot create the output directory %s: %s", a.out, strerror(errno));
             goto done;
         }

@@ -25,33 +25,6 @@ static void help(FILE *f)
             "per tensor. Then: kiln eval --model DIR/model.safetensors, kiln bench --model ... --infer.\n");
 }
 
-/* mkdir -p; 0 or -1 with errno. */
-static int make_dirs(const char *dir)
-{
-    char buf[4096];
-    size_t n = strlen(dir);
-    if (n == 0 || n >= sizeof buf) {
-        errno = ENAMETOOLONG;
-        return -1;
-    }
-    memcpy(buf, dir, n + 1);
-    for (char *p = buf + 1; *p; p++)
-        if (*p == '/') {
-            *p = 0;
-            if (mkdir(buf, 0777) != 0 && errno != EEXIST)
-                return -1;
-            *p = '/';
-        }
-    if (mkdir(buf, 0777) != 0 && errno != EEXIST)
-        return -1;
-    struct stat sb;
-    if (stat(buf, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
-        errno = ENOTDIR;
-        return -1;
-    }
-    return 0;
-}
-
 int cmd_quantize(int argc, char **argv)
 {
     const char *model = NULL, *out = NULL, *data = "fashion-mnist";
@@ -105,7 +78,7 @@ int cmd_quantize(int argc, char **argv)
         return 2;
     }
     kn_error err = {0};
-    if (make_dirs(out) != 0) {
+    if (kn_make_dirs(out) != 0) {
         kn_error_set(&err, KN_ERR_IO, "cannot create the output directory %s: %s", out, strerror(errno));
         return cli_fail("quantize", &err);
     }
