@@ -6,8 +6,9 @@
  * example models' shapes (Zen 4, process CPU time, bench/kernels/README.md): oneDNN runs
  * A·B and Aᵀ·B at 90–95% of the FMA peak where OpenBLAS 0.3.21 reaches 65–80%; on A·Bᵀ (a
  * dense layer's forward pass) neither wins everywhere: oneDNN is ahead when B has ≥ 256 rows
- * (MLP fc1: 83% vs 75%), OpenBLAS on narrower outputs (model B fc1: 73% vs 65%; MLP fc2:
- * 66% vs 53%).
+ * (MLP fc1: 83% vs 75%) or K ≥ 4096 (model A fc1), OpenBLAS on narrower outputs (model B fc1:
+ * 73% vs 65%; MLP fc2: 66% vs 53%), and a small A·Bᵀ runs best threaded by OpenBLAS itself.
+ * bench/gemm_vs_libs.sh compares every model shape with the best library.
  *
  * Threading: a GEMM of a training step is small (M = the batch, 64) and a BLAS threading it
  * internally leaves cores idle or waiting. So a mid-sized GEMM is split by the caller: the
@@ -27,15 +28,16 @@
 
 #define TINY_FLOPS (1 << 19)          /* below: one thread (a parallel region costs more) */
 #define LIBRARY_THREADED_FLOPS (1L << 31) /* above: the library threads the call itself */
+#define SMALL_NT_FLOPS (1 << 23)     /* below: OpenBLAS threads a small A·Bᵀ itself */
 #define SPLIT_QUANTUM 16
 
-static bool use_dnnl(bool ta, bool tb, int64_t N)
+static bool use_dnnl(bool ta, bool tb, int64_t N, int64_t K)
 {
 #ifdef KN_HAVE_DNNL
     (void)ta;
-    return !tb || N >= 256;
+    return !tb || N >= 256 || K >= 4096;
 #else
-    (void)ta, (void)tb, (void)N;
+    (void)ta, (void)tb, (void)N, (void)K;
     return false;
 #endif
 }
@@ -59,7 +61,7 @@ static void call(bool dnnl, bool ta, bool tb, int64_t M, int64_t N, int64_t K, f
 const char *kn__sgemm_library(bool ta, bool tb, int64_t M, int64_t N, int64_t K)
 {
     double flops = 2.0 * (double)M * (double)N * (double)K;
-    return flops >= TINY_FLOPS && use_dnnl(ta, tb, N) ? "onednn" : "openblas";
+    return flops >= TINY_FLOPS && use_dnnl(ta, tb, N, K) ? "onednn" : "openblas";
 }
 
 void kn__sgemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
@@ -68,9 +70,12 @@ void kn__sgemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, c
     if (M <= 0 || N <= 0)
         return;
     double flops = 2.0 * (double)M * (double)N * (double)K;
-    bool dnnl = flops >= TINY_FLOPS && use_dnnl(ta, tb, N);
+    bool dnnl = flops >= TINY_FLOPS && use_dnnl(ta, tb, N, K);
     int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
-    if (threads <= 1 || flops < TINY_FLOPS || flops > (double)LIBRARY_THREADED_FLOPS) {
+    /* small A·Bᵀ on OpenBLAS: its own threading beats splitting (MLP fc2 64×128×256: 145 vs
+     * 120 GFLOP/s at 2 threads) */
+    bool library_threads = flops > (double)LIBRARY_THREADED_FLOPS || (tb && !dnnl && flops < SMALL_NT_FLOPS);
+    if (threads <= 1 || flops < TINY_FLOPS || library_threads) {
         call(dnnl, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
         return;
     }
