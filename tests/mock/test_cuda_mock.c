@@ -112,8 +112,8 @@ static void lockstep(const char *what, mlp *dm, kn_plan *dp, mlp *cm, kn_plan *c
               "%s: parameter %d differs after %d steps", what, i, steps);
 }
 
-/* graphs: NULL = the default, "0" = off, "force" = also with dropout (the mock's kernels read
- * the step on the device, as kernels must for graphs) */
+/* graphs: NULL = the default (on), "0" = off; dropout is captured too (the kernels read the step
+ * on the device, as kernels must for graphs) */
 static void test_plan(const char *what, double dropout, const char *fallback_ops, const char *graphs)
 {
     if (fallback_ops)
@@ -132,7 +132,7 @@ static void test_plan(const char *what, double dropout, const char *fallback_ops
         CHECK((kn_plan_num_fallbacks(dp) > 0) == (fallback_ops != NULL), "%s: %d fallback steps", what,
               kn_plan_num_fallbacks(dp));
         lockstep(what, &dm, dp, &cm, cp, 6);
-        bool graph = !fallback_ops && (graphs ? !strcmp(graphs, "force") : dropout == 0);
+        bool graph = !fallback_ops && !(graphs && !strcmp(graphs, "0"));
         CHECK(kn_plan_uses_cuda_graph(dp) == graph, "%s: uses a CUDA graph: %d", what, kn_plan_uses_cuda_graph(dp));
         CHECK((n_launches - launches == 5) == graph, "%s: %ld graph launches in 6 runs", what, n_launches - launches);
     }
@@ -372,7 +372,7 @@ static void test_trainer(void)
     char dirs[2][64];
     kn_train_result res[2];
     long n0 = n_launches;
-    setenv("KILN_CUDA_GRAPHS", "force", 1); /* the model has dropout */
+    setenv("KILN_CUDA_GRAPHS", "1", 1); /* graphs on: the model has dropout */
     for (int k = 0; k < 2; k++) {
         snprintf(dirs[k], sizeof dirs[k], "/tmp/kiln-mock-XXXXXX");
         CHECK(mkdtemp(dirs[k]) != NULL, "mkdtemp");
@@ -458,10 +458,9 @@ int main(void)
 {
     CHECK(kn_cuda_built(), "this test needs a CUDA build");
     test_plan("plain", 0, NULL, NULL);
-    test_plan("dropout (graphs off by default)", 0.3, NULL, NULL);
-    test_plan("dropout in a graph", 0.3, NULL, "force");
+    test_plan("dropout in a graph", 0.3, NULL, NULL);
     test_plan("eager", 0.3, NULL, "0");
-    test_plan("fallback", 0.3, "relu,softmax_cross_entropy,sgd_update", "force");
+    test_plan("fallback", 0.3, "relu,softmax_cross_entropy,sgd_update", NULL);
     test_holders();
     test_bad_label();
     test_async();

@@ -71,7 +71,6 @@ struct kn__cuda_plan {
     cudaGraphExec_t exec;           /* the captured run, or NULL */
     int graph_state;                /* 0 = not yet tried, 1 = captured, -1 = off */
     int runs;
-    int step_dependent;             /* a step whose kernel may read kn__kargs.step (dropout in training) */
     int *checked;                   /* steps whose kernels keep a data-error record (kern_check.cu) */
     int n_checked;
     unsigned char *records;         /* device: each checked step's record, saved right after it ran */
@@ -392,10 +391,6 @@ static kn_status make_steps(kn__cuda_plan *d, char *msg, size_t size)
         ds->args.device = &d->ctx;
         ds->args.err = d->kmsg;
         ds->args.err_size = sizeof d->kmsg;
-        /* Dropout's stream depends on the step: a kernel that takes it from kn__kargs.step
-         * (frozen when a graph is captured) instead of ctx->step would repeat one mask. */
-        if (n->op == KN_OP_DROPOUT && ds->args.training)
-            d->step_dependent++;
     }
 #ifdef KN_CUDA_HAVE_DATA_CHECK
     d->checked = kn__alloc((size_t)(d->n_steps ? d->n_steps : 1) * sizeof(int));
@@ -486,15 +481,7 @@ kn_status kn__cuda_plan_new(kn__cuda_plan **out, kn_plan *p, char *msg, size_t s
                     d->arena_bytes, cudaGetErrorString(e));
         }
         bool profile = kn__plan_opts(p)->profile;
-        const char *graphs = getenv("KILN_CUDA_GRAPHS");
-        bool force = graphs && !strcmp(graphs, "force"); /* the kernels read the step on the device */
         d->graph_state = d->n_fallbacks == 0 && !profile && env_on("KILN_CUDA_GRAPHS", true) ? 0 : -1;
-        if (d->graph_state == 0 && d->step_dependent && !force) {
-            d->graph_state = -1;
-            fprintf(stderr, "kiln: plan: %d dropout step%s: CUDA graphs are off for this plan until the dropout kernel "
-                            "reads the step from kn__cuda_ctx.step (KILN_CUDA_GRAPHS=force overrides)\n",
-                    d->step_dependent, d->step_dependent == 1 ? "" : "s");
-        }
         if (profile) { /* per-kernel times from events: the kernels run one by one */
             d->ev = kn__calloc((size_t)(2 * d->n_steps + 1), sizeof *d->ev);
             if (!d->ev) {

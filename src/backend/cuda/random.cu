@@ -8,9 +8,12 @@
 
 #include "core/philox.h"
 
+/* The stream is (key << 32) + step, with the step read on the device from *step when the plan
+ * gives its counter (so a captured CUDA graph draws a new mask every replay), else step0. */
 __global__ void dropout_f32_kernel(int64_t n, const float *__restrict__ x, float *__restrict__ y, uint64_t seed,
-                                   uint64_t stream, double p, float scale)
+                                   uint64_t key, const unsigned long long *step, uint64_t step0, double p, float scale)
 {
+    const uint64_t stream = (key << 32) + (step ? (uint64_t)*step : step0);
     KN_CU_GRID_LOOP(blk, (n + 3) / 4)
     {
         uint32_t w[4];
@@ -39,11 +42,11 @@ static kn_status dropout_f32(const kn__kargs *a)
                             "cudaMemcpyAsync (dropout in inference)");
     }
     const double p = n->af[0];
-    const uint64_t stream = ((uint64_t)n->ai[0] << 32) + a->step;
     /* the CPU compares the f32 unit number with the double p (in double): so does the kernel,
      * since (float)p could round across a unit number and flip a mask bit */
     dropout_f32_kernel<<<kn__cu_blocks(ctx, (m + 3) / 4, KN_CU_THREADS), KN_CU_THREADS, 0, ctx->stream>>>(
-        m, (const float *)a->src[0], (float *)a->dst, a->seed, stream, p, (float)(1.0 / (1.0 - p)));
+        m, (const float *)a->src[0], (float *)a->dst, a->seed, (uint64_t)n->ai[0], ctx->step, a->step, p,
+        (float)(1.0 / (1.0 - p)));
     return KN_CU_LAUNCHED(a, "dropout_f32_kernel");
 }
 
