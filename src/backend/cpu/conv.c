@@ -38,6 +38,7 @@
 
 #include "../../ops/conv_internal.h"
 #include "../backend.h"
+#include "conv_c1.h"
 #include "conv_wino.h"
 #include "epilogue.h"
 #include "gemm.h"
@@ -112,6 +113,8 @@ static size_t fwd_workspace(const kn_node *n)
     kn__conv_geom q = kn__conv_geom_of(n);
     if (kn__wino_ok(&q, false))
         return kn__wino_workspace(&q, false);
+    if (kn__conv_c1_ok(&q))
+        return kn__conv_c1_workspace(&q);
     if (grid_ok(&q, false))
         return grid_workspace(n, false);
     plan p = plan_of(n, false);
@@ -431,6 +434,10 @@ static kn_status conv2d_f32(const kn__kargs *a)
         return KN_OK;
     if (kn__wino_ok(q, false)) {
         kn__wino_run(q, false, x, w, b, a->epi, y, a->work);
+        return KN_OK;
+    }
+    if (kn__conv_c1_ok(q)) {
+        kn__conv_c1_run(q, x, w, b, a->epi, y, a->work);
         return KN_OK;
     }
     if (grid_ok(q, false)) {
