@@ -17,48 +17,16 @@
 #include "kiln/cuda.h"
 #include "kiln/io.h"
 #include "kiln/train.h"
+#include "mlp_step.h"
 #include "util.h"
 
 /* ---- a small MLP training step --------------------------------------------------------------- */
 
 enum { B = 16, D = 12, H = 20, C = 10 };
 
-typedef struct mlp {
-    kn_graph *g;
-    kn_node *x, *y, *lr, *loss, *logits;
-    kn_node *params[4];
-    kn_node *outs[8];
-    int n_outs;
-} mlp;
+typedef kt_mlp mlp;
 
-static void mlp_build(mlp *m, double dropout)
-{
-    memset(m, 0, sizeof *m);
-    kn_graph *g = m->g = kn_graph_new();
-    kn_graph_set_seed(g, 7);
-    m->x = kn_graph_input(g, "x", KN_F32, 2, (int64_t[]){B, D});
-    m->y = kn_graph_input(g, "y", KN_I32, 1, (int64_t[]){B});
-    m->lr = kn_graph_input(g, "lr", KN_F32, 0, NULL);
-    m->params[0] = kn_graph_param(g, "w1", KN_F32, 2, (int64_t[]){H, D}, true);
-    m->params[1] = kn_graph_param(g, "b1", KN_F32, 1, (int64_t[]){H}, true);
-    m->params[2] = kn_graph_param(g, "w2", KN_F32, 2, (int64_t[]){C, H}, true);
-    m->params[3] = kn_graph_param(g, "b2", KN_F32, 1, (int64_t[]){C}, true);
-    for (int i = 0; i < 4; i++)
-        kn_graph_param_init(g, m->params[i], KN_INIT_UNIFORM, -0.4, 0.4);
-    kn_node *h = kn_graph_relu(g, kn_graph_linear(g, m->x, m->params[0], m->params[1]));
-    if (dropout > 0)
-        h = kn_graph_dropout(g, h, dropout);
-    /* a constant in the step: scaled logits (uploaded once at compile) */
-    m->logits = kn_graph_mul(g, kn_graph_linear(g, h, m->params[2], m->params[3]), kn_graph_scalar(g, KN_F32, 1.5));
-    m->loss = kn_graph_softmax_cross_entropy(g, m->logits, m->y);
-    kn_node *grads[4] = {0};
-    kn_graph_backward(g, m->loss, m->params, 4, grads);
-    m->outs[m->n_outs++] = m->loss;
-    m->outs[m->n_outs++] = m->logits;
-    for (int i = 0; i < 4; i++)
-        m->outs[m->n_outs++] = kn_graph_sgd_update(g, m->params[i], grads[i], m->lr, NULL, 0, 0, false);
-    CHECK(kn_graph_status(g) == KN_OK, "building the MLP: %s", kn_graph_error(g));
-}
+static void mlp_build(mlp *m, double dropout) { kt_mlp_build(m, B, D, H, C, 0.4, dropout, 1.5); }
 
 static kn_plan *compile(mlp *m, kn_backend_kind backend, bool training)
 {
