@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # install-deps.sh — installs the Debian packages kiln needs that are missing.
 # As root it installs them; as another user it re-runs itself through sudo when sudo exists.
-# Needed: a C compiler, make, CMake, OpenBLAS (OpenMP flavour), oneDNN (its sgemm), zlib, libpng, and the
+# Needed: a C compiler, make, CMake, OpenBLAS (OpenMP flavour), oneDNN (its sgemm), BLIS (loaded at run time
+# for narrow dense-layer GEMMs; optional), zlib, libpng, and the
 # Fashion-MNIST data set (dataset-fashion-mnist, at /usr/share/datasets/fashion-mnist).
 # The CUDA toolkit is optional: with nvcc at /usr/local/cuda/bin the CUDA backend is built.
 set -euo pipefail
 
-packages=(build-essential cmake pkg-config libopenblas-openmp-dev libdnnl-dev zlib1g-dev libpng-dev dataset-fashion-mnist
+packages=(build-essential cmake pkg-config libopenblas-openmp-dev libdnnl-dev libblis4-openmp zlib1g-dev libpng-dev dataset-fashion-mnist
           clang libclang-rt-14-dev libomp-dev)
 missing=()
 for p in "${packages[@]}"; do

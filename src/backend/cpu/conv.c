@@ -47,6 +47,9 @@
 #define TASK_COLS 512                    /* target output pixels of one thread's GEMM */
 #define TASK_BYTES ((int64_t)768 << 10)  /* cap of one thread's im2col block */
 #define DW_BYTES ((int64_t)4 << 20)      /* weight gradient: im2col chunk shared by the threads */
+#define DW_SPLIT_FLOPS (1 << 19)         /* below (per image): weight gradient image-parallel */
+#define DW_PART_MAX 4096                 /* ... when dw has at most this many elements */
+#define DW_SLICES 16                     /* ... over at most this many threads' copies of dw */
 
 static bool is_pointwise(const kn__conv_geom *q)
 {
@@ -122,6 +125,7 @@ static size_t fwd_workspace(const kn_node *n)
 }
 
 static int64_t dw_chunk(const kn__conv_geom *q);
+static bool dw_by_image(const kn__conv_geom *q);
 
 /* Backward data through im2col's path with fewer col rows per group than 4 register tiles
  * (a thin first layer): gemm.c would leave most of its 8-row tiles empty. */
@@ -568,7 +572,46 @@ static size_t bwd_weight_workspace(const kn_node *n)
         return kn__wino_dw_workspace(&q);
     if (is_pointwise(&q))
         return 0;
-    return (size_t)(q.C * q.KH * q.KW * dw_chunk(&q) * q.OH * q.OW) * sizeof(float);
+    size_t parts = dw_by_image(&q) ? (size_t)DW_SLICES * (size_t)(q.O * q.Cg * q.KH * q.KW) : 0;
+    return (size_t)(q.C * q.KH * q.KW * dw_chunk(&q) * q.OH * q.OW + (int64_t)parts) * sizeof(float);
+}
+
+/* A weight gradient whose per-image GEMM is too small to split over the threads (first-layer
+ * convolutions: model B's conv1 is 32×9×784 per image) runs image-parallel instead: each
+ * thread takes whole images (im2col and GEMM on its own core) and sums into its own copy of
+ * dw; the copies are added in thread order at the end, so results depend only on the thread
+ * count. */
+static bool dw_by_image(const kn__conv_geom *q)
+{
+    int64_t K = q->Cg * q->KH * q->KW, dwn = q->O * K;
+    return !is_pointwise(q) && q->G == 1 && 2.0 * (double)q->Og * (double)K * (double)(q->OH * q->OW) < DW_SPLIT_FLOPS &&
+           dwn <= DW_PART_MAX && q->N > 1;
+}
+
+static void bwd_weight_by_image(const kn__conv_geom *q, const float *x, const float *dy, float *dw, float *col)
+{
+    const int64_t P = q->OH * q->OW, K = q->C * q->KH * q->KW, dwn = q->O * K, nb = dw_chunk(q);
+    float *parts = col + K * nb * P;
+    const int team_size = team(DW_SLICES);
+    memset(parts, 0, (size_t)(team_size * dwn) * sizeof(float));
+    for (int64_t n0 = 0; n0 < q->N; n0 += nb) {
+        int64_t m = imin(nb, q->N - n0);
+#pragma omp parallel num_threads(team_size)
+        {
+            float *mine = parts + omp_get_thread_num() * dwn;
+#pragma omp for schedule(static)
+            for (int64_t i = 0; i < m; i++) {
+                for (int64_t r = 0; r < K; r++)
+                    im2col_row(q, x, n0 + i, r, col + r * m * P + i * P);
+                kn__sgemm(false, true, q->O, K, P, 1.0f, dy + (n0 + i) * q->O * P, P, col + i * P, m * P, 1.0f, mine,
+                          K);
+            }
+        }
+    }
+    memcpy(dw, parts, (size_t)dwn * sizeof(float));
+    for (int t = 1; t < team_size; t++)
+        for (int64_t j = 0; j < dwn; j++)
+            dw[j] += parts[t * dwn + j];
 }
 
 /* dw_g [Og, K] = Σ_n dy_g [Og, P] · col_g [K, P]ᵀ, chunk by chunk of images: im2col of the
@@ -586,6 +629,10 @@ static kn_status bwd_weight_f32(const kn__kargs *a)
         return KN_OK;
     if (kn__wino_dw_ok(&q)) {
         kn__wino_dw_run(&q, x, dy, dw, a->work);
+        return KN_OK;
+    }
+    if (P > 0 && dw_by_image(&q) && omp_get_max_threads() > 1) {
+        bwd_weight_by_image(&q, x, dy, dw, col);
         return KN_OK;
     }
     memset(dw, 0, (size_t)kn__numel(node) * sizeof(float));

@@ -1,8 +1,8 @@
 /* sgemm.c — kiln's one entry point for a float32 GEMM on a BLAS library (kn__sgemm): picks the
  * library per shape and threads the call the way that works best for deep-learning shapes.
  *
- * Library: oneDNN's sgemm where it is the faster tool, OpenBLAS otherwise (and always when
- * kiln is built without oneDNN). Measured per core with bench/kernels/gemm_lab.c on the
+ * Library: BLIS (loaded at run time, blis_lazy.c) for narrow A·Bᵀ, oneDNN's sgemm where it is
+ * the faster tool, OpenBLAS otherwise (and for everything when neither is there). Measured per core with bench/kernels/gemm_lab.c on the
  * example models' shapes (Zen 4, process CPU time, bench/kernels/README.md): oneDNN runs
  * A·B and Aᵀ·B at 90–95% of the FMA peak where OpenBLAS 0.3.21 reaches 65–80%; on A·Bᵀ (a
  * dense layer's forward pass) neither wins everywhere: oneDNN is ahead when B has ≥ 256 rows
@@ -28,31 +28,43 @@
 
 #define TINY_FLOPS (1 << 19)          /* below: one thread (a parallel region costs more) */
 #define LIBRARY_THREADED_FLOPS (1L << 31) /* above: the library threads the call itself */
-#define SMALL_NT_FLOPS (1 << 23)     /* below: OpenBLAS threads a small A·Bᵀ itself */
+#define SMALL_NT_FLOPS (1 << 23)     /* below: OpenBLAS threads a small A·Bᵀ itself (no BLIS) */
 #define SPLIT_QUANTUM 16
 
-static bool use_dnnl(bool ta, bool tb, int64_t N, int64_t K)
+typedef enum { LIB_OPENBLAS, LIB_DNNL, LIB_BLIS } library;
+
+/* A·Bᵀ with fewer than 256 columns (a narrow dense layer's forward pass) is BLIS's shape when
+ * it is there: 64×128×256 (MLP fc2) 173 GFLOP/s against OpenBLAS's 142, 64×64×5408 (model A
+ * fc1) 192 against oneDNN's 161 (2 threads, split; bench/results/2026-11-21-cpu-gemm-vs-libs.md). */
+static library pick(bool ta, bool tb, int64_t N, int64_t K, double flops)
 {
-#ifdef KN_HAVE_DNNL
     (void)ta;
-    return !tb || N >= 256 || K >= 4096;
+    if (flops < TINY_FLOPS)
+        return LIB_OPENBLAS;
+    if (tb && N < 256 && kn__blis_sgemm_available())
+        return LIB_BLIS;
+#ifdef KN_HAVE_DNNL
+    if (!tb || N >= 256 || K >= 4096)
+        return LIB_DNNL;
 #else
-    (void)ta, (void)tb, (void)N, (void)K;
-    return false;
+    (void)K;
 #endif
+    return LIB_OPENBLAS;
 }
 
 /* One library call on the calling thread's (or the library's) threads. */
-static void call(bool dnnl, bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
+static void call(library lib, bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
                  int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc)
 {
+    if (lib == LIB_BLIS) {
+        kn__blis_sgemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
 #ifdef KN_HAVE_DNNL
-    if (dnnl) {
+    if (lib == LIB_DNNL) {
         dnnl_sgemm(ta ? 'T' : 'N', tb ? 'T' : 'N', M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
         return;
     }
-#else
-    (void)dnnl;
 #endif
     cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (int)M, (int)N, (int)K,
                 alpha, A, (int)lda, B, (int)ldb, beta, C, (int)ldc);
@@ -60,8 +72,8 @@ static void call(bool dnnl, bool ta, bool tb, int64_t M, int64_t N, int64_t K, f
 
 const char *kn__sgemm_library(bool ta, bool tb, int64_t M, int64_t N, int64_t K)
 {
-    double flops = 2.0 * (double)M * (double)N * (double)K;
-    return flops >= TINY_FLOPS && use_dnnl(ta, tb, N, K) ? "onednn" : "openblas";
+    static const char *names[] = {"openblas", "onednn", "blis"};
+    return names[pick(ta, tb, N, K, 2.0 * (double)M * (double)N * (double)K)];
 }
 
 void kn__sgemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
@@ -70,13 +82,14 @@ void kn__sgemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, c
     if (M <= 0 || N <= 0)
         return;
     double flops = 2.0 * (double)M * (double)N * (double)K;
-    bool dnnl = flops >= TINY_FLOPS && use_dnnl(ta, tb, N, K);
+    library lib = pick(ta, tb, N, K, flops);
     int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
     /* small A·Bᵀ on OpenBLAS: its own threading beats splitting (MLP fc2 64×128×256: 145 vs
-     * 120 GFLOP/s at 2 threads) */
-    bool library_threads = flops > (double)LIBRARY_THREADED_FLOPS || (tb && !dnnl && flops < SMALL_NT_FLOPS);
+     * 120 GFLOP/s at 2 threads); BLIS runs single-threaded, so it is always split */
+    bool library_threads = lib != LIB_BLIS && (flops > (double)LIBRARY_THREADED_FLOPS ||
+                                               (tb && lib == LIB_OPENBLAS && flops < SMALL_NT_FLOPS));
     if (threads <= 1 || flops < TINY_FLOPS || library_threads) {
-        call(dnnl, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        call(lib, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
         return;
     }
     /* split C's columns, or its rows when it is narrow, into 16-wide blocks per thread */
@@ -91,9 +104,9 @@ void kn__sgemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, c
         b1 = b1 < span ? b1 : span;
         if (b1 > b0) {
             if (by_cols)
-                call(dnnl, ta, tb, M, b1 - b0, K, alpha, A, lda, tb ? B + b0 * ldb : B + b0, ldb, beta, C + b0, ldc);
+                call(lib, ta, tb, M, b1 - b0, K, alpha, A, lda, tb ? B + b0 * ldb : B + b0, ldb, beta, C + b0, ldc);
             else
-                call(dnnl, ta, tb, b1 - b0, N, K, alpha, ta ? A + b0 : A + b0 * lda, lda, B, ldb, beta, C + b0 * ldc,
+                call(lib, ta, tb, b1 - b0, N, K, alpha, ta ? A + b0 : A + b0 * lda, lda, B, ldb, beta, C + b0 * ldc,
                      ldc);
         }
     }

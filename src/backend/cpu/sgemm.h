@@ -9,7 +9,13 @@
 
 void kn__sgemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
                const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
-/* The library kn__sgemm uses for a shape: "onednn" or "openblas" (for tests and tools). */
+/* The library kn__sgemm uses for a shape: "blis", "onednn" or "openblas" (for tests and tools). */
 const char *kn__sgemm_library(bool ta, bool tb, int64_t M, int64_t N, int64_t K);
+
+/* BLIS's sgemm on the calling thread, loaded on first use (blis_lazy.c); call only when
+ * kn__blis_sgemm_available() says the library was found. */
+bool kn__blis_sgemm_available(void);
+void kn__blis_sgemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
+                    const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
 
 #endif
