@@ -64,7 +64,7 @@ kiln = med([f"{T}/kiln.{r}" for r in range(1, reps + 1)])
 conv_map = {"Bc1": {"conv2d": "B conv1 fwd, batched", "conv2d_bwd_weight": "B conv1 dW, batched"},
             "Bc2": {"conv2d": "B conv2 fwd, batched", "conv2d_bwd_data": "B conv2 dcol, batched",
                     "conv2d_bwd_weight": "B conv2 dW, batched"},
-            "Ac1": {"conv2d": "A conv1 fwd, batched"}}
+            "Ac1": {"conv2d": "A conv1 fwd, batched", "conv2d_bwd_weight": "A conv1 dW, batched"}}
 conv_us = {}
 for tag, ops in conv_map.items():
     for r in range(1, reps + 1):

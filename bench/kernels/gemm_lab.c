@@ -130,6 +130,7 @@ static const shape shapes[] = {
     {"B fc2 fwd", 0, 1, 64, 10, 128},
     /* model A conv1 (1→32, 26×26 out), fc1 5408→64 */
     {"A conv1 fwd, batched", 0, 0, 32, 43264, 9},
+    {"A conv1 dW, batched", 0, 1, 32, 9, 43264},
     {"A fc1 fwd", 0, 1, 64, 64, 5408},
     {"A fc1 dx", 0, 0, 64, 5408, 64},
     {"A fc1 dW", 1, 0, 64, 5408, 64},
@@ -139,6 +140,15 @@ static const shape shapes[] = {
     {"MLP fc2 fwd", 0, 1, 64, 128, 256},
     {"MLP fc2 dx", 0, 0, 64, 256, 128},
     {"MLP fc2 dW", 1, 0, 128, 256, 64},
+    /* inference at batch 256 and batch 1 (dense layers' forward passes) */
+    {"MLP fc1 fwd b256", 0, 1, 256, 256, 784},
+    {"MLP fc2 fwd b256", 0, 1, 256, 128, 256},
+    {"MLP fc3 fwd b256", 0, 1, 256, 10, 128},
+    {"B fc1 fwd b256", 0, 1, 256, 128, 3136},
+    {"A fc1 fwd b256", 0, 1, 256, 64, 5408},
+    {"MLP fc1 fwd b1", 0, 1, 1, 256, 784},
+    {"B fc1 fwd b1", 0, 1, 1, 128, 3136},
+    {"A fc1 fwd b1", 0, 1, 1, 64, 5408},
     /* reference: a big square GEMM */
     {"square 1024", 0, 0, 1024, 1024, 1024},
 };

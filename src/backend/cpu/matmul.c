@@ -1,4 +1,4 @@
-/* matmul.c (CPU) — float32 MATMUL and LINEAR on kn__sgemm (sgemm.c: oneDNN or OpenBLAS per
+/* matmul.c (CPU) — float32 MATMUL and LINEAR on kn__sgemm (sgemm.c: oneDNN, BLIS or OpenBLAS per
  * shape, threaded by splitting C). Batched matmul loops over the output's batch (broadcast
  * inputs are re-read, never copied); a matmul whose b has no batch and whose a is not
  * transposed folds a's batch into M for one big GEMM. Deliberately not here:

@@ -29,6 +29,7 @@
 #define TINY_FLOPS (1 << 19)          /* below: one thread (a parallel region costs more) */
 #define LIBRARY_THREADED_FLOPS (1L << 31) /* above: the library threads the call itself */
 #define SMALL_NT_FLOPS (1 << 23)     /* below: OpenBLAS threads a small A·Bᵀ itself (no BLIS) */
+#define GEMV_SPLIT_ELEMS (1 << 16)   /* M ≤ 4 and B this large: split although tiny */
 #define SPLIT_QUANTUM 16
 
 typedef enum { LIB_OPENBLAS, LIB_DNNL, LIB_BLIS } library;
@@ -36,10 +37,10 @@ typedef enum { LIB_OPENBLAS, LIB_DNNL, LIB_BLIS } library;
 /* A·Bᵀ with fewer than 256 columns (a narrow dense layer's forward pass) is BLIS's shape when
  * it is there: 64×128×256 (MLP fc2) 173 GFLOP/s against OpenBLAS's 142, 64×64×5408 (model A
  * fc1) 192 against oneDNN's 161 (2 threads, split; bench/results/2026-11-21-cpu-gemm-vs-libs.md). */
-static library pick(bool ta, bool tb, int64_t N, int64_t K, double flops)
+static library pick(bool ta, bool tb, int64_t M, int64_t N, int64_t K, double flops)
 {
     (void)ta;
-    if (flops < TINY_FLOPS)
+    if (flops < TINY_FLOPS || M <= 4) /* tiny, or a matrix-vector product: OpenBLAS's gemv */
         return LIB_OPENBLAS;
     if (tb && N < 256 && kn__blis_sgemm_available())
         return LIB_BLIS;
@@ -73,7 +74,7 @@ static void call(library lib, bool ta, bool tb, int64_t M, int64_t N, int64_t K,
 const char *kn__sgemm_library(bool ta, bool tb, int64_t M, int64_t N, int64_t K)
 {
     static const char *names[] = {"openblas", "onednn", "blis"};
-    return names[pick(ta, tb, N, K, 2.0 * (double)M * (double)N * (double)K)];
+    return names[pick(ta, tb, M, N, K, 2.0 * (double)M * (double)N * (double)K)];
 }
 
 void kn__sgemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
@@ -82,13 +83,16 @@ void kn__sgemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, c
     if (M <= 0 || N <= 0)
         return;
     double flops = 2.0 * (double)M * (double)N * (double)K;
-    library lib = pick(ta, tb, N, K, flops);
+    library lib = pick(ta, tb, M, N, K, flops);
     int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
+    /* a matrix-vector product (batch-1 inference) is bound by reading B, not by FLOPs: split it
+     * once B is large (MLP fc1 at batch 1, 1×256×784: 90 GFLOP/s split vs 53 on one thread) */
+    bool gemv_split = M <= 4 && (double)N * (double)K >= GEMV_SPLIT_ELEMS;
     /* small A·Bᵀ on OpenBLAS: its own threading beats splitting (MLP fc2 64×128×256: 145 vs
      * 120 GFLOP/s at 2 threads); BLIS runs single-threaded, so it is always split */
-    bool library_threads = lib != LIB_BLIS && (flops > (double)LIBRARY_THREADED_FLOPS ||
-                                               (tb && lib == LIB_OPENBLAS && flops < SMALL_NT_FLOPS));
-    if (threads <= 1 || flops < TINY_FLOPS || library_threads) {
+    bool library_threads = lib != LIB_BLIS && !gemv_split &&
+                           (flops > (double)LIBRARY_THREADED_FLOPS || (tb && lib == LIB_OPENBLAS && flops < SMALL_NT_FLOPS));
+    if (threads <= 1 || (flops < TINY_FLOPS && !gemv_split) || library_threads) {
         call(lib, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
         return;
     }
