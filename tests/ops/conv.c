@@ -1,8 +1,9 @@
 /* conv.c (op rows) — test rows for CONV2D and its backward ops: stride, padding, dilation,
  * groups, depthwise, 1×1 (the direct-GEMM path and a strided one), asymmetric kernels, odd
  * sizes, N = 1, the model-B layer Conv2d(1→32, 3×3, pad 1), a batch big enough that the
- * CPU kernels work in several im2col chunks with a remainder, and 3×3 stride-1 convolutions
- * with ≥ 16 channels per group (the CPU's Winograd path). Not here: performance. */
+ * CPU kernels work in several im2col chunks with a remainder, 3×3 stride-1 convolutions
+ * with ≥ 16 channels per group (the CPU's Winograd path from batch 3) and a batch-1 layer big
+ * enough for the CPU's banded im2col + GEMM. Not here: performance. */
 #include <string.h>
 
 #include "op_rows.h"
@@ -25,8 +26,9 @@ static const conv_case cases[] = {
     {{1, 2, 13, 7}, {2, 2, 5, 3}, {.stride_h = 3, .stride_w = 2, .pad_h = 2, .dilation_w = 2}, true},
     {{2, 4, 5, 5}, {6, 2, 1, 1}, {.groups = 2}, false},                                  /* grouped 1×1 */
     {{3, 64, 20, 20}, {1, 64, 5, 5}, {0}, true}, /* 1.6 MB of im2col per image: chunks of 2 + 1 */
-    {{2, 16, 9, 9}, {16, 16, 3, 3}, {.pad_h = 1, .pad_w = 1}, true},   /* Winograd F(2x2,3x3), odd size */
+    {{3, 16, 9, 9}, {16, 16, 3, 3}, {.pad_h = 1, .pad_w = 1}, true},   /* Winograd F(2x2,3x3), odd size */
     {{3, 32, 8, 7}, {34, 16, 3, 3}, {.pad_h = 1, .groups = 2}, false}, /* Winograd, groups, no pad_w */
+    {{1, 16, 15, 14}, {32, 16, 3, 3}, {.pad_h = 1, .pad_w = 1}, true}, /* batch 1: im2col + GEMM in row bands */
 };
 #define N_CASES (int)(sizeof cases / sizeof cases[0])
 
