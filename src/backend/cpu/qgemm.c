@@ -93,6 +93,23 @@ static inline int32_t ld32(const uint8_t *p)
     return v;
 }
 
+/* A pool tile's row of one channel: a0, a1 = the accumulators of 16 columns of two consecutive
+ * conv rows → 8 outputs of the 2×2 stride-2 max pool. The max is taken on the integers, then
+ * dequantised once: (a − zp·Σw)·s + b is non-decreasing in a (s > 0, and every step rounds
+ * monotonically), so this equals the max of the dequantised values, bit for bit. */
+static inline __attribute__((always_inline)) void pool_row(__m512i a0, __m512i a1, const qepi *e, int64_t ch,
+                                                           float *y, __mmask8 pm)
+{
+    __m512i m = _mm512_max_epi32(a0, a1);                          /* the two rows */
+    m = _mm512_max_epi32(m, _mm512_shuffle_epi32(m, _MM_PERM_CDAB)); /* neighbour columns: even lanes */
+    __m256i c = _mm512_castsi512_si256(_mm512_maskz_compress_epi32(0x5555, m)); /* 8 pooled values */
+    __m256 r = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(c, _mm256_set1_epi32(e->zpw[ch]))),
+                               _mm256_set1_ps(e->scale[ch]), e->bias ? _mm256_set1_ps(e->bias[ch]) : _mm256_setzero_ps());
+    if (e->relu)
+        r = _mm256_max_ps(r, _mm256_setzero_ps());
+    _mm256_mask_storeu_ps(y, pm, r);
+}
+
 /* The K loop keeps the 16 accumulators in named registers (an indexed array gets spilled),
  * then hands them to the epilogue through an aligned buffer. */
 static inline __attribute__((always_inline)) void tile_body(const uint8_t *R, int64_t ldr, int rows, const uint8_t *P,
@@ -122,6 +139,15 @@ static inline __attribute__((always_inline)) void tile_body(const uint8_t *R, in
         __m512i p0 = _mm512_loadu_si512(pp), p1 = _mm512_loadu_si512(pp + o->p1off);
         STEP(0) STEP(1) STEP(2) STEP(3) STEP(4) STEP(5) STEP(6) STEP(7)
     }
+    if (mode == Q_POOL) { /* straight from the registers */
+        const __mmask8 pm = (__mmask8)((1u << o->pcount) - 1);
+#define POOL(i)                                                                   \
+    if ((i) < rows)                                                               \
+        pool_row(a##i##0, a##i##1, e, ch0 + (i), o->y + (i) * o->ldy + o->poff, pm);
+        POOL(0) POOL(1) POOL(2) POOL(3) POOL(4) POOL(5) POOL(6) POOL(7)
+#undef POOL
+        return;
+    }
     int32_t buf[MR][NR] __attribute__((aligned(64)));
     SAVE(0) SAVE(1) SAVE(2) SAVE(3) SAVE(4) SAVE(5) SAVE(6) SAVE(7)
 #undef ROW
@@ -141,24 +167,6 @@ static inline __attribute__((always_inline)) void tile_body(const uint8_t *R, in
                 goff[v] = (p / o->Wp) * o->OW + ow;
             }
         }
-    if (mode == Q_POOL) {
-        const __mmask16 pm = (__mmask16)((1u << o->pcount) - 1);
-        for (int i = 0; i < rows; i++) {
-            int64_t ch = ch0 + i;
-            __m512i zpw = _mm512_set1_epi32(e->zpw[ch]);
-            __m512 sc = _mm512_set1_ps(e->scale[ch]), b = e->bias ? _mm512_set1_ps(e->bias[ch]) : zero;
-            __m512 r0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_load_si512(buf[i]), zpw)), sc, b);
-            __m512 r1 =
-                _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_load_si512(buf[i] + 16), zpw)), sc, b);
-            __m512 m = _mm512_max_ps(r0, r1);                     /* the two rows */
-            m = _mm512_max_ps(m, _mm512_permute_ps(m, 0xB1));     /* neighbour columns: even lanes */
-            m = _mm512_maskz_compress_ps(0x5555, m);              /* 8 pooled values */
-            if (e->relu)
-                m = _mm512_max_ps(m, zero);
-            _mm512_mask_storeu_ps(o->y + i * o->ldy + o->poff, pm, m);
-        }
-        return;
-    }
     for (int i = 0; i < rows; i++) {
         for (int v = 0; v < 2; v++) {
             int n = mode == Q_GRID ? 16 : o->cols - v * 16 < 16 ? o->cols - v * 16 : 16;
@@ -373,6 +381,61 @@ static lin_dims lin_of(const kn_node *n)
 
 static size_t qlinear_workspace(const kn_node *n) { return lin_of(n).total; }
 
+/* Rows w [jn ≤ NR][in] (s8) → one panel [Kp/4][NR][4]: the 4 bytes k..k+3 of row j at
+ * (k/4·NR + j)·4. Rows past jn and k past in are zeros. Only the padding is cleared (a memset
+ * of the whole panel cost more than the product on model A's 5408 → 64 layer), and a full
+ * panel goes 16 rows × 16 groups of 4 bytes at a time through a 16 × 16 transpose of 32-bit
+ * words. */
+static void pack_panel(const int8_t *w, int jn, int64_t in, int64_t Kp, uint8_t *p)
+{
+    const int64_t KG = Kp / 4;
+    int64_t kg = 0;
+#ifdef Q_VNNI
+    for (; jn == NR && kg + 16 <= in / 4; kg += 16)
+        for (int h = 0; h < 2; h++) { /* rows 16h .. 16h+15 → bytes 64h .. 64h+63 of each group */
+            __m512i r[16], t[16];
+            for (int j = 0; j < 16; j++) /* r[j] word g = bytes 4g..4g+3 of group kg+g, row 16h+j */
+                r[j] = _mm512_loadu_si512(w + (16 * h + j) * in + kg * 4);
+            for (int j = 0; j < 16; j += 2) {
+                t[j] = _mm512_unpacklo_epi32(r[j], r[j + 1]);
+                t[j + 1] = _mm512_unpackhi_epi32(r[j], r[j + 1]);
+            }
+            /* r[4q+m], 128-bit lane L: rows 4q..4q+3 of word 4L+m */
+            for (int q = 0; q < 16; q += 4) {
+                r[q] = _mm512_unpacklo_epi64(t[q], t[q + 2]);
+                r[q + 1] = _mm512_unpackhi_epi64(t[q], t[q + 2]);
+                r[q + 2] = _mm512_unpacklo_epi64(t[q + 1], t[q + 3]);
+                r[q + 3] = _mm512_unpackhi_epi64(t[q + 1], t[q + 3]);
+            }
+            /* word 4L+m: lane q from r[4q+m] lane L (a 4 × 4 transpose of 128-bit lanes) */
+            for (int m = 0; m < 4; m++) {
+                __m512i v0 = _mm512_shuffle_i32x4(r[m], r[4 + m], 0x44), v1 = _mm512_shuffle_i32x4(r[m], r[4 + m], 0xEE);
+                __m512i v2 = _mm512_shuffle_i32x4(r[8 + m], r[12 + m], 0x44);
+                __m512i v3 = _mm512_shuffle_i32x4(r[8 + m], r[12 + m], 0xEE);
+                t[m] = _mm512_shuffle_i32x4(v0, v2, 0x88);
+                t[4 + m] = _mm512_shuffle_i32x4(v0, v2, 0xDD);
+                t[8 + m] = _mm512_shuffle_i32x4(v1, v3, 0x88);
+                t[12 + m] = _mm512_shuffle_i32x4(v1, v3, 0xDD);
+            }
+            for (int g = 0; g < 16; g++)
+                _mm512_storeu_si512(p + (kg + g) * NR * 4 + h * 64, t[g]);
+        }
+#endif
+    for (; kg < KG; kg++) {
+        uint8_t *dst = p + kg * NR * 4;
+        for (int j = 0; j < NR; j++) {
+            const int8_t *src = w + j * in + kg * 4;
+            if (j >= jn)
+                memset(dst + j * 4, 0, 4);
+            else if (kg * 4 + 4 <= in)
+                memcpy(dst + j * 4, src, 4);
+            else
+                for (int b = 0; b < 4; b++)
+                    dst[j * 4 + b] = kg * 4 + b < in ? (uint8_t)src[b] : 0;
+        }
+    }
+}
+
 static kn_status qlinear_f32(const kn__kargs *a)
 {
     const kn_node *n = a->node;
@@ -399,18 +462,8 @@ static kn_status qlinear_f32(const kn__kargs *a)
 #pragma omp parallel if (par)
     {
 #pragma omp for schedule(static) nowait
-        for (int64_t pj = 0; pj < d.panels; pj++) { /* weights → [K/4][NR][4] panels, zero-padded */
-            uint8_t *p = panel + pj * NR * Kp;
-            memset(p, 0, (size_t)(NR * Kp));
-            for (int64_t j = 0; j < NR && pj * NR + j < out; j++) {
-                const int8_t *wr = w + (pj * NR + j) * in;
-                int64_t k = 0;
-                for (; k + 4 <= in; k += 4) /* 4 bytes at a time */
-                    memcpy(p + ((k >> 2) * NR + j) * 4, wr + k, 4);
-                for (; k < in; k++)
-                    p[((k >> 2) * NR + j) * 4 + (k & 3)] = (uint8_t)wr[k];
-            }
-        }
+        for (int64_t pj = 0; pj < d.panels; pj++) /* weights → [K/4][NR][4] panels, zero-padded */
+            pack_panel(w + pj * NR * in, (int)imin(NR, out - pj * NR), in, Kp, panel + pj * NR * Kp);
 #pragma omp for schedule(static)
         for (int64_t r = 0; r < d.rows; r++) { /* input rows → u8, K padded with zeros */
             uint8_t *q = xq + r * Kp;
