@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../backend/cpu/sgemm.h"
 #include "../core/alloc.h"
 #include "../core/core_internal.h"
 #include "../passes/passes.h"
@@ -191,6 +192,9 @@ kn_status kn_plan_compile(kn_plan **out, kn_graph *g, kn_node *const *outputs, i
                             "(--device cpu) to find where a NaN starts");
     /* A CUDA plan's host side (folding, fallback steps) uses the CPU kernels. */
     kn_backend_kind host_backend = cuda ? KN_BACKEND_CPU : p->opts.backend;
+    /* libraries the CPU kernels load on first use (BLIS) are loaded now, not in a step */
+    if (!cuda)
+        (void)kn__blis_sgemm_available();
     p->param_bytes = g->param_bytes;
     if (!pick_passes(p->opts.passes, &p->passes))
         return compile_fail(p, KN_ERR_ARG,
