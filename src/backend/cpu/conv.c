@@ -47,9 +47,8 @@
 #define TASK_COLS 512                    /* target output pixels of one thread's GEMM */
 #define TASK_BYTES ((int64_t)768 << 10)  /* cap of one thread's im2col block */
 #define DW_BYTES ((int64_t)4 << 20)      /* weight gradient: im2col chunk shared by the threads */
-#define DW_SPLIT_FLOPS (1 << 19)         /* below (per image): weight gradient image-parallel */
-#define DW_PART_MAX 4096                 /* ... when dw has at most this many elements */
-#define DW_SLICES 16                     /* ... over at most this many threads' copies of dw */
+#define DW_PART_MAX 4096  /* image-parallel weight gradient: dw has at most this many elements */
+#define DW_SLICES 16      /* ... over at most this many threads' copies of dw */
 
 static bool is_pointwise(const kn__conv_geom *q)
 {
@@ -140,7 +139,7 @@ static void small_batch_run(const kn__conv_geom *q, const float *x, const float 
     /* each thread takes a band of output rows: im2col of its columns, the GEMM on them, bias and
      * epilogue, all on its own core and without a barrier between */
     const int64_t bands = (int64_t)omp_get_max_threads() < q->OH ? omp_get_max_threads() : q->OH;
-    const bool parallel = bands > 1 && 2.0 * (double)q->O * (double)K * (double)P >= 1 << 19;
+    const bool parallel = bands > 1 && 2.0 * (double)q->O * (double)K * (double)P >= KN_SGEMM_SPLIT_MIN_FLOPS;
     for (int64_t n = 0; n < q->N; n++) {
         float *out = y + n * q->O * P;
         const float *xn = x + n * q->C * P;
@@ -655,9 +654,9 @@ static size_t bwd_weight_workspace(const kn_node *n)
  * count. */
 static bool dw_by_image(const kn__conv_geom *q)
 {
-    int64_t K = q->Cg * q->KH * q->KW, dwn = q->O * K;
-    return !is_pointwise(q) && q->G == 1 && 2.0 * (double)q->Og * (double)K * (double)(q->OH * q->OW) < DW_SPLIT_FLOPS &&
-           dwn <= DW_PART_MAX && q->N > 1;
+    int64_t K = q->C * q->KH * q->KW;
+    return !is_pointwise(q) && q->G == 1 && q->N > 1 && q->O * K <= DW_PART_MAX &&
+           2.0 * (double)q->O * (double)K * (double)(q->OH * q->OW) < KN_SGEMM_SPLIT_MIN_FLOPS;
 }
 
 static void bwd_weight_by_image(const kn__conv_geom *q, const float *x, const float *dy, float *dw, float *col)

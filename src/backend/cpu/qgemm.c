@@ -110,8 +110,9 @@ static inline __attribute__((always_inline)) void pool_row(__m512i a0, __m512i a
     _mm256_mask_storeu_ps(y, pm, r);
 }
 
-/* The K loop keeps the 16 accumulators in named registers (an indexed array gets spilled),
- * then hands them to the epilogue through an aligned buffer. */
+/* The K loop keeps the 16 accumulators in named registers (an indexed array gets spilled);
+ * pool tiles reduce them straight from there (pool_row), the others hand them to the
+ * epilogue through an aligned buffer. */
 static inline __attribute__((always_inline)) void tile_body(const uint8_t *R, int64_t ldr, int rows, const uint8_t *P,
                                                             const int64_t *koff, int64_t KG, const int mode,
                                                             const qepi *e, int64_t ch0, const qout *o)

@@ -2,8 +2,8 @@
  * library per shape and threads the call the way that works best for deep-learning shapes.
  *
  * Library: BLIS (loaded at run time, blis_lazy.c) for narrow A·Bᵀ, oneDNN's sgemm where it is
- * the faster tool, OpenBLAS otherwise (and for everything when neither is there). Measured per core with bench/kernels/gemm_lab.c on the
- * example models' shapes (Zen 4, process CPU time, bench/kernels/README.md): oneDNN runs
+ * the faster tool, OpenBLAS otherwise (and for everything when neither is there). Measured per
+ * core with bench/kernels/gemm_lab.c on the example models' shapes (Zen 4, process CPU time, bench/kernels/README.md): oneDNN runs
  * A·B and Aᵀ·B at 90–95% of the FMA peak where OpenBLAS 0.3.21 reaches 65–80%; on A·Bᵀ (a
  * dense layer's forward pass) neither wins everywhere: oneDNN is ahead when B has ≥ 256 rows
  * (MLP fc1: 83% vs 75%) or K ≥ 4096 (model A fc1), OpenBLAS on narrower outputs (model B fc1:
@@ -26,7 +26,7 @@
 #include <dnnl.h>
 #endif
 
-#define TINY_FLOPS (1 << 19)          /* below: one thread (a parallel region costs more) */
+#define TINY_FLOPS KN_SGEMM_SPLIT_MIN_FLOPS /* below: one thread (a parallel region costs more) */
 #define LIBRARY_THREADED_FLOPS (1L << 31) /* above: the library threads the call itself */
 #define SMALL_NT_FLOPS (1 << 23)     /* below: OpenBLAS threads a small A·Bᵀ itself (no BLIS) */
 #define GEMV_SPLIT_ELEMS (1 << 16)   /* M ≤ 4 and B this large: split although tiny */
@@ -37,9 +37,8 @@ typedef enum { LIB_OPENBLAS, LIB_DNNL, LIB_BLIS } library;
 /* A·Bᵀ with fewer than 256 columns (a narrow dense layer's forward pass) is BLIS's shape when
  * it is there: 64×128×256 (MLP fc2) 173 GFLOP/s against OpenBLAS's 142, 64×64×5408 (model A
  * fc1) 192 against oneDNN's 161 (2 threads, split; bench/results/2026-11-21-cpu-gemm-vs-libs.md). */
-static library pick(bool ta, bool tb, int64_t M, int64_t N, int64_t K, double flops)
+static library pick(bool tb, int64_t M, int64_t N, int64_t K, double flops)
 {
-    (void)ta;
     if (flops < TINY_FLOPS || M <= 4) /* tiny, or a matrix-vector product: OpenBLAS's gemv */
         return LIB_OPENBLAS;
     if (tb && N < 256 && kn__blis_sgemm_available())
@@ -74,7 +73,8 @@ static void call(library lib, bool ta, bool tb, int64_t M, int64_t N, int64_t K,
 const char *kn__sgemm_library(bool ta, bool tb, int64_t M, int64_t N, int64_t K)
 {
     static const char *names[] = {"openblas", "onednn", "blis"};
-    return names[pick(ta, tb, M, N, K, 2.0 * (double)M * (double)N * (double)K)];
+    (void)ta; /* the choice does not depend on A's transposition */
+    return names[pick(tb, M, N, K, 2.0 * (double)M * (double)N * (double)K)];
 }
 
 void kn__sgemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
@@ -83,7 +83,7 @@ void kn__sgemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, c
     if (M <= 0 || N <= 0)
         return;
     double flops = 2.0 * (double)M * (double)N * (double)K;
-    library lib = pick(ta, tb, M, N, K, flops);
+    library lib = pick(tb, M, N, K, flops);
     int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
     /* a matrix-vector product (batch-1 inference) is bound by reading B, not by FLOPs: split it
      * once B is large (MLP fc1 at batch 1, 1×256×784: 90 GFLOP/s split vs 53 on one thread) */

@@ -7,6 +7,10 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+/* Below this many FLOPs (2·M·N·K) a GEMM is not worth splitting over threads: a parallel
+ * region costs more. Kernels that parallelise around small GEMMs use the same threshold. */
+#define KN_SGEMM_SPLIT_MIN_FLOPS (1 << 19)
+
 void kn__sgemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
                const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
 /* The library kn__sgemm uses for a shape: "blis", "onednn" or "openblas" (for tests and tools). */
