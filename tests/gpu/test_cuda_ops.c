@@ -7,6 +7,10 @@
  * made here. Outputs (and, for ops that update their inputs in place, those inputs) are
  * compared with the per-dtype tolerance as |gpu − ref| ≤ tol·(|ref| + mean|ref|); NaN must
  * match NaN. GEMMs run in each math mode (FP32 1e-5 relative to 1e-4, TF32 1e-3, BF16 1e-2).
+ * A GEMM or convolution with rounded operands (TF32, BF16, f16) is compared relative to the
+ * same op over the absolute values S = |A|·|B|, |gpu − ref| ≤ tol·(S + mean S) element by
+ * element: rounding each operand to p bits moves a product a·b by up to 2^-p·|a·b|, so S is
+ * the scale the tolerance is a fraction of, whatever the cancellation in the sum.
  * Data errors (bad labels, Adam's t < 1) must give the CPU's KN_ERR_RANGE message. Prints a
  * table op → cases, max error, tolerance, and the ops without a CUDA kernel.
  * Usage: gpu_test_cuda_ops [--time] [substring | !substring]: only the rows whose label contains
@@ -87,10 +91,11 @@ static double case_tol(const op_row *row, const kn_node *out)
     return row->tol > 0 ? row->tol : 1e-4;
 }
 
-/* Compares n elements of got (dtype dt) with the float64 (or integer) reference ref; returns
- * the largest error and counts the elements over tol. */
+/* Compares n elements of got (dtype dt) with the float64 (or integer) reference ref, relative
+ * to scale[i] + mean(scale) when given (else |ref| + mean|ref|); returns the largest error and counts the
+ * elements over tol. */
 static double compare(const char *label, int v, const char *what, kn_dtype dt, const void *got, const void *ref,
-                      int64_t n, double tol, int *bad)
+                      const double *scale, int64_t n, double tol, int *bad)
 {
     *bad = 0;
     double worst = 0;
@@ -124,6 +129,9 @@ static double compare(const char *label, int v, const char *what, kn_dtype dt, c
     for (int64_t i = 0; i < n; i++)
         mean_abs += isfinite(r[i]) ? fabs(r[i]) : 0;
     mean_abs = n ? mean_abs / (double)n : 0;
+    double mean_scale = 0;
+    for (int64_t i = 0; scale && i < n; i++)
+        mean_scale += isfinite(scale[i]) ? scale[i] / (double)n : 0;
     for (int64_t i = 0; i < n; i++) {
         double e;
         if (isnan(r[i]) || isnan(g[i]))
@@ -131,7 +139,7 @@ static double compare(const char *label, int v, const char *what, kn_dtype dt, c
         else if (isinf(r[i]) || isinf(g[i]))
             e = r[i] == g[i] ? 0 : INFINITY;
         else
-            e = fabs(g[i] - r[i]) / (fabs(r[i]) + mean_abs + 1e-30);
+            e = fabs(g[i] - r[i]) / ((scale ? scale[i] + mean_scale : fabs(r[i]) + mean_abs) + 1e-30);
         worst = e > worst ? e : worst;
         if (!(e <= tol) && (*bad)++ < 3)
             CHECK(0, "%s v%d: %s[%lld]: GPU %.9g, float64 reference %.9g (error %.3g > %.3g)", label, v, what,
@@ -222,6 +230,46 @@ static void time_case(const op_row *row, int v, const kn__kargs *ga)
     cudaEventDestroy(e1);
 }
 
+/* A GEMM or convolution whose operands the device rounds: TF32 or BF16 math, or 16-bit
+ * tensors. */
+static bool rounds_operands(const kn_node *out)
+{
+    bool gemm = out->op == KN_OP_MATMUL || out->op == KN_OP_LINEAR;
+    bool conv = out->op == KN_OP_CONV2D || out->op == KN_OP_CONV2D_BWD_DATA || out->op == KN_OP_CONV2D_BWD_WEIGHT;
+    if (conv)
+        return ctx.dnn && ctx.math != KN_CUDA_MATH_FP32;
+    return gemm && (ctx.math != KN_CUDA_MATH_FP32 || out->dtype != KN_F32);
+}
+
+/* The reference op over the absolute values of its (float64) inputs: for a bilinear op
+ * (GEMM, convolution, + bias) that is Σ|a·b| per output element. NULL when out of memory. */
+static double *abs_reference(const kn__kargs *ra, int ns)
+{
+    const kn_node *out = ra->node;
+    int64_t m = kn__numel(out);
+    double *scale = malloc(sizeof(double) * (size_t)(m ? m : 1));
+    kn__kargs a = *ra;
+    a.dst = scale;
+    bool ok = scale != NULL;
+    for (int i = 0; i < ns; i++) {
+        int64_t k = kn__numel(out->src[i]);
+        double *abs_in = malloc(sizeof(double) * (size_t)(k ? k : 1));
+        a.src[i] = abs_in;
+        ok = ok && abs_in;
+        for (int64_t j = 0; abs_in && j < k; j++)
+            abs_in[j] = fabs(((const double *)ra->src[i])[j]);
+    }
+    ok = ok && kn__op_table[out->op]->ref(&a) == KN_OK;
+    for (int i = 0; i < ns; i++)
+        free((void *)a.src[i]);
+    CHECK(ok, "%s: reference over absolute values failed", kn__op_names[out->op]);
+    if (!ok) {
+        free(scale);
+        return NULL;
+    }
+    return scale;
+}
+
 /* One row variant in the current math mode. */
 static void run_case(const op_row *row, int v)
 {
@@ -242,6 +290,7 @@ static void run_case(const op_row *row, int v)
     const int ns = out->nsrc;
     void *host[KN_MAX_SRC] = {0}, *ref_in[KN_MAX_SRC] = {0}, *dev[KN_MAX_SRC] = {0};
     void *ref_out = NULL, *ref_work = NULL, *got = NULL, *dout = NULL, *dwork = NULL;
+    double *scale = NULL; /* |A|·|B| for GEMMs and convolutions on rounded operands */
     char ref_err[512] = "", gpu_err[512] = "";
     int before = kt_failures;
     bool skipped = false;
@@ -277,6 +326,8 @@ static void run_case(const op_row *row, int v)
     if (alias)
         ra.dst = ref_in[0];
     kn_status ref_st = kn__op_table[op]->ref(&ra);
+    if (ref_st == KN_OK && rounds_operands(out))
+        scale = abs_reference(&ra, ns);
     if (host_only) {
         skipped = true;
         goto done;
@@ -335,7 +386,7 @@ static void run_case(const op_row *row, int v)
     if (!got)
         goto done;
     CU(cudaMemcpy(got, dout, ob, cudaMemcpyDeviceToHost));
-    worst = compare(row->label, v, "output", out->dtype, got, alias ? ra.dst : ref_out, m, tol, &bad);
+    worst = compare(row->label, v, "output", out->dtype, got, alias ? ra.dst : ref_out, scale, m, tol, &bad);
     if (op == KN_OP_DROPOUT) { /* the mask itself must be the CPU's, bit for bit */
         float *gy = got;
         const double *ry = alias ? ra.dst : ref_out;
@@ -357,7 +408,7 @@ static void run_case(const op_row *row, int v)
             char what[32];
             snprintf(what, sizeof what, "input %d after the update", i);
             int b2 = 0;
-            double w2 = compare(row->label, v, what, s->dtype, h, ref_in[i], kn__numel(s), tol, &b2);
+            double w2 = compare(row->label, v, what, s->dtype, h, ref_in[i], NULL, kn__numel(s), tol, &b2);
             worst = w2 > worst ? w2 : worst;
             free(h);
         }
@@ -385,6 +436,7 @@ done:
     free(ref_out);
     free(ref_work);
     free(got);
+    free(scale);
     kn_graph_free(g);
 }
 

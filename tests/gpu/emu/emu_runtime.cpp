@@ -1,11 +1,10 @@
 /* emu_runtime.cpp — the emulated CUDA runtime calls (see cuda_runtime.h here) and the globals of
- * emu_device.h; registers no matmul kernel (cuBLASLt is not emulated). */
+ * emu_device.h (cuBLASLt is in emu_cublaslt.cpp). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <condition_variable>
 
 #include "emu_device.h"
-#include "cublasLt.h"
 thread_local emu_dim3 threadIdx, blockIdx;
 emu_dim3 blockDim, gridDim;
 emu_barrier *emu_bar;
@@ -79,9 +78,4 @@ cudaError_t cudaEventDestroy(cudaEvent_t) { return cudaSuccess; }
 cudaError_t cudaEventRecord(cudaEvent_t, cudaStream_t) { return cudaSuccess; }
 cudaError_t cudaEventSynchronize(cudaEvent_t) { return cudaSuccess; }
 cudaError_t cudaEventElapsedTime(float *ms, cudaEvent_t, cudaEvent_t) { *ms = 0; return cudaSuccess; }
-cublasStatus_t cublasLtCreate(cublasLtHandle_t *h) { *h = (cublasLtHandle_t)1; return CUBLAS_STATUS_SUCCESS; }
-cublasStatus_t cublasLtDestroy(cublasLtHandle_t) { return CUBLAS_STATUS_SUCCESS; }
-const char *cublasLtGetStatusString(cublasStatus_t) { return "emu"; }
-struct kn__backend_kernel;
-void kn__cuda_register_matmul(struct kn__backend_kernel *) {} /* cuBLASLt is not emulated */
 }

@@ -1,7 +1,7 @@
 #!/bin/sh
 # run.sh — runs tests/gpu/test_cuda_ops.c with the CUDA op kernels emulated on the CPU (every
-# .cu of src/backend/cuda except matmul.cu, blas1.cu and device.cu), to check the kernels' logic
-# and accuracy on a machine without a GPU. Slow (a thread per CUDA thread): the default skips
+# .cu of src/backend/cuda except blas1.cu and device.cu; matmul.cu against emu_cublaslt.cpp, an
+# emulated cuBLASLt), to check the kernels' logic and accuracy on a machine without a GPU. Slow (a thread per CUDA thread): the default skips
 # the "large" rows. Needs a CPU build for libkiln.a: BUILD (default build) from
 # `make BUILD=build CMAKE_FLAGS=-DKILN_CUDA=OFF`.
 # Usage: tests/gpu/emu/run.sh [test arguments, default '!large']; KILN_TEST_VERBOSE=1 works;
@@ -18,11 +18,13 @@ if [ "${EMU_SANITIZE:-0}" = 1 ]; then SAN="-fsanitize=address,undefined -fno-omi
 FLAGS="-O1 -g -w $SAN -I$EMU -Iinclude -Isrc -Isrc/backend/cuda"
 for f in src/backend/cuda/*.cu; do
     n=$(basename "$f" .cu)
-    case $n in matmul|blas1|device) continue ;; esac
+    case $n in blas1|device) continue ;; esac
     python3 $EMU/transform.py "$f" "$OUTD/$n.cpp"
     g++ -std=c++20 $FLAGS -c "$OUTD/$n.cpp" -o "$OUTD/$n.o"
 done
-g++ -std=c++20 $FLAGS -c $EMU/emu_runtime.cpp -o "$OUTD/emu_runtime.o"
+for f in emu_runtime emu_cublaslt; do
+    g++ -std=c++20 $FLAGS -c $EMU/$f.cpp -o "$OUTD/$f.o"
+done
 for f in tests/gpu/test_cuda_ops.c tests/util.c tests/ops/*.c; do
     gcc -std=c11 $FLAGS -Itests -DKILN_BIN='"kiln"' -c "$f" -o "$OUTD/t_$(basename "$f" .c).o"
 done
