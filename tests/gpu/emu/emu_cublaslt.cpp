@@ -11,11 +11,15 @@
  * bits of each f32 operand's mantissa (truncation: tensor cores read only those bits, as
  * PyTorch's numerical-accuracy notes say; EMU_TF32=rne rounds to nearest instead), FAST_16BF
  * rounds the operands to BF16; 16-bit outputs are rounded to nearest even. Split-K (when the reduction-scheme mask allows it and the workspace holds the
- * partial sums) sums K in 4 slices, so the deterministic mask changes the rounding as it can. */
+ * partial sums) sums K in 4 slices, so the deterministic mask changes the rounding as it can.
+ * Inside a stream capture the product is recorded for the graph launch to replay. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <functional>
+#include <vector>
 
 #include "cublasLt.h"
 
@@ -357,6 +361,11 @@ extern "C" cublasStatus_t cublasLtMatmulAlgoGetHeuristic(cublasLtHandle_t h, cub
     return CUBLAS_STATUS_SUCCESS;
 }
 
+extern std::vector<std::function<void()>> *emu_capture; /* emu_runtime.cpp */
+static void gemm(const emu_lt_desc &o, const emu_lt_layout &la, const emu_lt_layout &lb, const emu_lt_layout &lc,
+                 const emu_lt_layout &ld, const problem &p, int64_t split, int round_bits, bool tf32_truncates, float al,
+                 float be, const void *A, const void *B, const void *C, void *D);
+
 /* Largest power of two dividing every matrix's address of a strided batch. */
 static uint64_t alignment(const void *p, const emu_lt_layout *l)
 {
@@ -397,8 +406,7 @@ extern "C" cublasStatus_t cublasLtMatmul(cublasLtHandle_t h, cublasLtMatmulDesc_
                      (unsigned long long)alignment(ptrs[i], ls[i]), (unsigned long long)algo->data[3 + i], "ABCD"[i]);
             return fail(CUBLAS_STATUS_EXECUTION_FAILED, m);
         }
-    bool bias = op->epilogue == CUBLASLT_EPILOGUE_BIAS;
-    if (bias && !op->bias)
+    if (op->epilogue == CUBLASLT_EPILOGUE_BIAS && !op->bias)
         return fail(CUBLAS_STATUS_INVALID_VALUE, "bias epilogue without BIAS_POINTER");
     const int round_bits = op->compute == CUBLAS_COMPUTE_32F_FAST_TF32   ? 10
                            : op->compute == CUBLAS_COMPUTE_32F_FAST_16BF ? 7
@@ -406,6 +414,26 @@ extern "C" cublasStatus_t cublasLtMatmul(cublasLtHandle_t h, cublasLtMatmulDesc_
     const int64_t split = (int64_t)algo->data[1];
     const char *tf32 = getenv("EMU_TF32");
     const bool tf32_truncates = !tf32 || strcmp(tf32, "rne") != 0;
+    /* the work, with copies of the descriptors (the caller may destroy them once this returns):
+     * run now, or recorded when a stream capture is open (emu_runtime.cpp) */
+    const emu_lt_desc o = *op;
+    const emu_lt_layout la = *a, lb = *b, lc = *c, ld = *d;
+    auto work = [=] { gemm(o, la, lb, lc, ld, p, split, round_bits, tf32_truncates, al, be, A, B, C, D); };
+    if (emu_capture)
+        emu_capture->push_back(work);
+    else
+        work();
+    emu_lt_calls++;
+    return CUBLAS_STATUS_SUCCESS;
+}
+
+static void gemm(const emu_lt_desc &o, const emu_lt_layout &la, const emu_lt_layout &lb, const emu_lt_layout &lc,
+                 const emu_lt_layout &ld, const problem &p, int64_t split, int round_bits, bool tf32_truncates, float al,
+                 float be, const void *A, const void *B, const void *C, void *D)
+{
+    const emu_lt_desc *op = &o;
+    const emu_lt_layout *a = &la, *b = &lb, *c = &lc, *d = &ld;
+    const bool bias = op->epilogue == CUBLASLT_EPILOGUE_BIAS;
     for (int64_t bi = 0; bi < p.batch; bi++)
         for (int64_t j = 0; j < p.n; j++)
             for (int64_t i = 0; i < p.m; i++) {
@@ -432,6 +460,4 @@ extern "C" cublasStatus_t cublasLtMatmul(cublasLtHandle_t h, cublasLtMatmulDesc_
                     v += load(op->bias, op->bias_type == -1 ? d->type : (cudaDataType_t)op->bias_type, i);
                 store(D, d->type, bi * d->stride + i + j * d->ld, v);
             }
-    emu_lt_calls++;
-    return CUBLAS_STATUS_SUCCESS;
 }

@@ -1,35 +1,58 @@
 #!/bin/sh
-# run.sh — runs tests/gpu/test_cuda_ops.c with the CUDA op kernels emulated on the CPU (every
-# .cu of src/backend/cuda except blas1.cu and device.cu; matmul.cu against emu_cublaslt.cpp, an
-# emulated cuBLASLt), to check the kernels' logic and accuracy on a machine without a GPU. Slow (a thread per CUDA thread): the default skips
-# the "large" rows. Needs a CPU build for libkiln.a: BUILD (default build) from
-# `make BUILD=build CMAKE_FLAGS=-DKILN_CUDA=OFF`.
-# Usage: tests/gpu/emu/run.sh [test arguments, default '!large']; KILN_TEST_VERBOSE=1 works;
-# EMU_SANITIZE=1 builds the kernels and the test with ASan + UBSan ("device" memory is host
-# memory here, so an out-of-bounds index in a kernel shows up).
+# run.sh — runs the GPU tests on the CPU emulator: the CUDA backend's sources as they are
+# (every .cu of src/backend/cuda rewritten by transform.py, plan_cuda.c, cuda_alloc.c,
+# cuda_table.c) against emulated CUDA runtime and cuBLASLt headers (this folder), to check
+# the kernels' logic and accuracy and the plan's use of them on a machine without a GPU.
+#   EMU_TEST=ops (default): tests/gpu/test_cuda_ops.c, every op row against float64;
+#   EMU_TEST=plan: tests/gpu/test_cuda_plan.c, an MLP training step as a CUDA plan (cuBLASLt
+#   linears, dropout, loss, SGD) against the CPU plan, CUDA-graph capture and replay, the
+#   allocator, fallbacks, bad labels, out-of-memory;
+#   EMU_TEST=kiln: the kiln command line itself (BUILD's CLI objects), e.g.
+#   `EMU_TEST=kiln tests/gpu/emu/run.sh train --model examples/mlp.kiln --device cuda ...`.
+# Slow (a thread per CUDA thread): the ops default skips the "large" rows. Needs a CPU build for
+# libkiln.a: BUILD (default build) from `make BUILD=build CMAKE_FLAGS=-DKILN_CUDA=OFF`.
+# Usage: tests/gpu/emu/run.sh [test arguments, default '!large' for ops]; KILN_TEST_VERBOSE=1
+# works; EMU_SANITIZE=1 builds everything with ASan + UBSan ("device" memory is host memory
+# here, so an out-of-bounds index in a kernel shows up).
 set -eu
 BUILD=${BUILD:-build}
 EMU=tests/gpu/emu
 OUTD=$BUILD/emu
+TEST=${EMU_TEST:-ops}
 mkdir -p "$OUTD"
 test -f "$BUILD/libkiln.a" || { echo "no $BUILD/libkiln.a: build the CPU library first"; exit 1; }
 SAN=""
 if [ "${EMU_SANITIZE:-0}" = 1 ]; then SAN="-fsanitize=address,undefined -fno-omit-frame-pointer"; fi
 FLAGS="-O1 -g -w $SAN -I$EMU -Iinclude -Isrc -Isrc/backend/cuda"
+DEFS="-DKN_CUDA_HAVE_DATA_CHECK"
+rm -f "$OUTD"/*.o
 for f in src/backend/cuda/*.cu; do
     n=$(basename "$f" .cu)
-    case $n in blas1|device) continue ;; esac
+    DEFS="$DEFS -DKN_CUDA_FAMILY_$(echo "$n" | tr a-z A-Z)"
     python3 $EMU/transform.py "$f" "$OUTD/$n.cpp"
-    g++ -std=c++20 $FLAGS -c "$OUTD/$n.cpp" -o "$OUTD/$n.o"
+    g++ -std=c++20 $FLAGS $DEFS -c "$OUTD/$n.cpp" -o "$OUTD/$n.o"
+done
+for f in plan_cuda cuda_alloc cuda_table; do # not cublaslt_lazy.c: emu_cublaslt.cpp is the library
+    gcc -std=gnu11 $FLAGS $DEFS -c src/backend/cuda/$f.c -o "$OUTD/$f.o"
 done
 for f in emu_runtime emu_cublaslt; do
     g++ -std=c++20 $FLAGS -c $EMU/$f.cpp -o "$OUTD/$f.o"
 done
-for f in tests/gpu/test_cuda_ops.c tests/util.c tests/ops/*.c; do
-    gcc -std=c11 $FLAGS -Itests -DKILN_BIN='"kiln"' -c "$f" -o "$OUTD/t_$(basename "$f" .c).o"
+mkdir -p "$OUTD/t"
+rm -f "$OUTD"/t/*.o
+if [ "$TEST" = kiln ]; then
+    SRCS=""
+    cp "$BUILD"/CMakeFiles/kiln.dir/tools/kiln/*.o "$BUILD"/CMakeFiles/kiln.dir/builtin_models.c.o "$OUTD/t/"
+elif [ "$TEST" = plan ]; then
+    SRCS="tests/gpu/test_cuda_plan.c tests/util.c"
+else
+    SRCS="tests/gpu/test_cuda_ops.c tests/util.c tests/ops/*.c"
+fi
+for f in $SRCS; do
+    gcc -std=c11 $FLAGS -Itests -DKILN_BIN='"kiln"' -c "$f" -o "$OUTD/t/$(basename "$f" .c).o"
 done
 # the CPU library's own link libraries, as CMake links test_ops
 LIBS=$(grep -o -- '-l[a-z0-9_]*\|/[^ ]*\.so[^ ]*' "$BUILD/tests/CMakeFiles/test_ops.dir/link.txt" | grep -v -x -- '-linux' | tr '\n' ' ')
-g++ $SAN -o "$OUTD/test_cuda_ops_emu" "$OUTD"/*.o "$BUILD/libkiln.a" $LIBS -lpthread -lm
-if [ $# -eq 0 ]; then set -- '!large'; fi
-exec nice -n 19 "$OUTD/test_cuda_ops_emu" "$@"
+g++ $SAN -o "$OUTD/test_cuda_${TEST}_emu" "$OUTD"/*.o "$OUTD"/t/*.o "$BUILD/libkiln.a" $LIBS -lpthread -lm
+if [ $# -eq 0 ] && [ "$TEST" = ops ]; then set -- '!large'; fi
+exec nice -n 19 "$OUTD/test_cuda_${TEST}_emu" "$@"

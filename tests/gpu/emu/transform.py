@@ -1,6 +1,7 @@
 # transform.py SRC.cu DST.cpp — rewrites every kernel launch `k<T><<<grid, block, shm, stream>>>(args)`
-# of a CUDA source as `kn_emu_launch(grid, block, shm, stream, [&] { k<T>(args); })` so that g++
-# compiles it against emu_device.h (tests/gpu/emu/run.sh).
+# of a CUDA source as `kn_emu_launch(grid, block, shm, stream, [=] { k<T>(args); })` so that g++
+# compiles it against emu_device.h (tests/gpu/emu/run.sh). The arguments are captured by value:
+# a launch recorded by a stream capture replays later, after the launcher's locals are gone.
 import sys, re, os
 src, dst = sys.argv[1], sys.argv[2]
 s = open(src).read()
@@ -40,6 +41,6 @@ while True:
         q += 1
     args = s[p+1:q]
     out.append(s[i:j])
-    out.append('kn_emu_launch(%s, [&] { %s(%s); })' % (cfg, name, args))
+    out.append('kn_emu_launch(%s, [=] { %s(%s); })' % (cfg, name, args))
     i = q + 1
 open(dst, 'w').write('#include "emu_device.h"\n#line 1 "%s"\n' % src + ''.join(out))
