@@ -268,40 +268,63 @@ static void zero_accumulators(trainer *t)
     }
 }
 
-/* One batch through the branch; returns the loss and adds correct predictions. A step whose
- * loss or gradients are not finite changes no weights (the guard in the graph); it is counted
- * in t->skipped and reported, and *loss is NaN. */
-static kn_status train_batch(trainer *t, branch *b, const kn_batch *bt, int64_t spe, double *loss, int64_t *correct,
-                             kn_error *err)
+/* The plan the next batch of branch b runs: the update step, or a micro-batch (accum > 1). */
+static kn_plan *batch_plan(const trainer *t, branch *b)
 {
     int accum = t->r.accum > 1 ? t->r.accum : 1;
-    bool last_micro = accum == 1 || t->micro_count + 1 == accum;
-    kn_plan *p = last_micro ? b->plan : b->micro;
+    return accum == 1 || t->micro_count + 1 == accum ? b->plan : b->micro;
+}
+
+/* A batch's examples and labels into the plan's input buffers. */
+static void stage_batch(kn_plan *p, const branch *b, const kn_batch *bt)
+{
+    int64_t size = kn_node_numel(b->x) / b->batch;
+    memcpy(kn_plan_input_data(p, b->x), bt->x, (size_t)(bt->n * size) * sizeof(float));
+    memcpy(kn_plan_input_data(p, b->y), bt->y, (size_t)bt->n * sizeof(int32_t));
+}
+
+/* Starts the step of a staged batch: pruning masks, learning rate, step and loss scale, then
+ * kn_plan_run_async (on a GPU it returns once the inputs are on the device, so the next batch
+ * can be staged while this one computes; elsewhere it runs the step). */
+static kn_status start_batch(trainer *t, branch *b, kn_plan *p, int64_t spe, kn_error *err)
+{
+    int accum = t->r.accum > 1 ? t->r.accum : 1;
     if (t->micro_count == 0) {
         kn_status pst = kn__pruner_before_step(t->pr, t->g, t->step, spe * t->r.epochs, err);
         if (pst)
             return pst;
     }
-    int64_t size = kn_node_numel(b->x) / b->batch;
-    memcpy(kn_plan_input_data(p, b->x), bt->x, (size_t)(bt->n * size) * sizeof(float));
-    memcpy(kn_plan_input_data(p, b->y), bt->y, (size_t)bt->n * sizeof(int32_t));
     set_scalar(p, b->lr, (float)schedule_lr(&t->r, t->step, spe));
     set_scalar(p, b->t, (float)(t->step + 1));
     if (b->scale)
         set_scalar(p, b->scale, (float)t->ls.scale);
     /* dropout masks follow the global micro-step, so resuming reproduces them */
     kn_plan_set_step_count(p, (uint64_t)(t->step * accum + t->micro_count));
-    kn_status st = kn_plan_run(p);
+    kn_status st = kn_plan_run_async(p);
+    if (st)
+        return kn_error_set(err, st, "training step %lld: %s", (long long)t->step, kn_plan_error(p));
+    return KN_OK;
+}
+
+/* Ends the step started by start_batch; returns the loss and adds correct predictions (labels:
+ * the batch's n labels). A step whose loss or gradients are not finite changes no weights
+ * (the guard in the graph); it is counted in t->skipped and reported, and *loss is NaN. */
+static kn_status finish_batch(trainer *t, branch *b, kn_plan *p, int64_t n, const int32_t *labels, double *loss,
+                              int64_t *correct, kn_error *err)
+{
+    int accum = t->r.accum > 1 ? t->r.accum : 1;
+    bool last_micro = p == b->plan;
+    kn_status st = kn_plan_wait(p);
     if (st)
         return kn_error_set(err, st, "training step %lld: %s", (long long)t->step, kn_plan_error(p));
     *loss = kn_plan_scalar(p, b->loss);
     const float *z = kn_plan_data(p, b->logits);
     int c = (int)kn_node_dim(b->logits, 1);
-    for (int64_t i = 0; i < bt->n; i++) {
+    for (int64_t i = 0; i < n; i++) {
         int best = 0;
         for (int j = 1; j < c; j++)
             best = z[i * c + j] > z[i * c + best] ? j : best;
-        *correct += best == bt->y[i];
+        *correct += best == labels[i];
     }
     if (!last_micro) {
         t->micro_count++;
@@ -333,6 +356,16 @@ static kn_status train_batch(trainer *t, branch *b, const kn_batch *bt, int64_t 
     t->step++;
     kn__pruner_apply(t->pr, t->g);
     return KN_OK;
+}
+
+/* The loader's next batch at or after index `skip` (resuming inside an epoch: the loader
+ * reproduces the order, and the batches before are passed over). */
+static bool next_batch(kn_loader *ld, int64_t skip, kn_batch *bt)
+{
+    while (kn_loader_next(ld, bt))
+        if (bt->index >= skip)
+            return true;
+    return false;
 }
 
 static kn_status save_checkpoint(trainer *t, const char *path, kn_error *err)
@@ -474,6 +507,9 @@ static kn_status run_epochs(trainer *t, const kn_dataset *train, const kn_datase
                          .hflip = r->hflip, .background = true};
     kn_loader *ld = NULL;
     st = kn_loader_new(&ld, train, tr_idx, n_train, &lo, err);
+    int32_t *labels = st ? NULL : kn__alloc((size_t)r->batch * sizeof(int32_t)); /* the running batch's */
+    if (!st && !labels)
+        st = kn_error_set(err, KN_ERR_OOM, "out of memory for %d labels", r->batch);
     int64_t spe = steps_per_epoch(t, n_train);
     kn__progress pg;
     kn__progress_init(&pg, t->o.progress);
@@ -485,22 +521,38 @@ static kn_status run_epochs(trainer *t, const kn_dataset *train, const kn_datase
         double t0 = kn__now(), loss_sum = 0;
         int64_t correct = 0, seen = 0, counted = 0, nb = kn_loader_num_batches(ld), skipped0 = t->skipped;
         int64_t halved0 = t->ls.halvings, doubled0 = t->ls.doublings;
-        kn_batch bt;
+        kn_batch bt, next = {0};
         int64_t skip = t->batch_in_epoch;
-        while (!st && kn_loader_next(ld, &bt)) {
-            if (bt.index < skip)
-                continue; /* resuming inside an epoch: the loader reproduces the order */
+        bool have = next_batch(ld, skip, &bt), staged = false;
+        while (!st && have) {
             branch *b = bt.n == t->full.batch ? &t->full : &t->rem;
+            kn_plan *p = batch_plan(t, b);
+            if (!staged)
+                stage_batch(p, b, &bt);
+            int64_t n = bt.n, index = bt.index;
+            memcpy(labels, bt.y, (size_t)n * sizeof(int32_t)); /* bt is the loader's until its next batch */
             double loss = 0;
-            st = train_batch(t, b, &bt, spe, &loss, &correct, err);
+            st = start_batch(t, b, p, spe, err);
+            if (st)
+                break;
+            /* while the step runs (on a GPU): the next batch into its plan's input buffers; with
+             * accumulation the next plan depends on this step's end, so it waits */
+            have = next_batch(ld, skip, &next);
+            staged = have && t->r.accum <= 1;
+            if (staged) {
+                branch *nb = next.n == t->full.batch ? &t->full : &t->rem;
+                stage_batch(nb->plan, nb, &next);
+            }
+            st = finish_batch(t, b, p, n, labels, &loss, &correct, err);
+            bt = next;
             if (st)
                 break;
             if (isfinite(loss)) { /* skipped steps do not enter the averages */
-                loss_sum += loss * (double)bt.n;
-                counted += bt.n;
+                loss_sum += loss * (double)n;
+                counted += n;
             }
-            seen += bt.n;
-            t->batch_in_epoch = bt.index + 1;
+            seen += n;
+            t->batch_in_epoch = index + 1;
             double el = kn__now() - t0;
             kn__progress_step(&pg, t->epoch + 1, r->epochs, t->batch_in_epoch, nb,
                               counted ? loss_sum / (double)counted : NAN, (double)correct / (double)seen,
@@ -569,6 +621,7 @@ static kn_status run_epochs(trainer *t, const kn_dataset *train, const kn_datase
     res->seconds = train_seconds;
     res->train_images_per_s = train_seconds > 0 ? (double)train_images / train_seconds : 0;
     kn_loader_free(ld);
+    kn__free(labels);
     kn_free(tr_idx);
     kn_free(va_idx);
     return st;
