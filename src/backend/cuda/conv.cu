@@ -8,8 +8,9 @@
  *   conv2d           one thread per output element, taps in the reference's (c, kh, kw) order;
  *   conv2d_bwd_data  one thread per input element gathers every (o, kh, kw) tap that reads it;
  *   conv2d_bwd_weight one block per weight element, a fixed-order tree sum over N·OH·OW.
- * They are the correctness baseline, not the fast path. kiln_cuda does not link cuDNN yet:
- * CMakeLists.txt needs to define KN_HAVE_CUDNN and link libcudnn for the cuDNN path. */
+ * They are the correctness baseline, not the fast path. CMakeLists.txt defines KN_HAVE_CUDNN and
+ * links libcudnn when it finds cuDNN (-DKILN_CUDNN=OFF: never); plan_cuda.c makes the handle.
+ * Without a GPU, tests/gpu/emu/run.sh runs the cuDNN path against an emulated cuDNN. */
 #include <string.h>
 
 #include "cuda_kern_util.cuh"

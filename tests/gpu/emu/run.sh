@@ -1,7 +1,7 @@
 #!/bin/sh
 # run.sh — runs the GPU tests on the CPU emulator: the CUDA backend's sources as they are
 # (every .cu of src/backend/cuda rewritten by transform.py, plan_cuda.c, cuda_alloc.c,
-# cuda_table.c) against emulated CUDA runtime and cuBLASLt headers (this folder), to check
+# cuda_table.c) against emulated CUDA runtime, cuBLASLt and cuDNN (this folder), to check
 # the kernels' logic and accuracy and the plan's use of them on a machine without a GPU.
 #   EMU_TEST=ops (default): tests/gpu/test_cuda_ops.c, every op row against float64;
 #   EMU_TEST=plan: tests/gpu/test_cuda_plan.c, an MLP training step as a CUDA plan (cuBLASLt
@@ -24,6 +24,7 @@ test -f "$BUILD/libkiln.a" || { echo "no $BUILD/libkiln.a: build the CPU library
 SAN=""
 if [ "${EMU_SANITIZE:-0}" = 1 ]; then SAN="-fsanitize=address,undefined -fno-omit-frame-pointer"; fi
 FLAGS="-O1 -g -w $SAN -I$EMU -Iinclude -Isrc -Isrc/backend/cuda"
+FLAGS="$FLAGS -DKN_HAVE_CUDNN" # conv.cu, plan_cuda.c and test_cuda_ops.c take their cuDNN path
 DEFS="-DKN_CUDA_HAVE_DATA_CHECK"
 rm -f "$OUTD"/*.o
 for f in src/backend/cuda/*.cu; do
@@ -35,7 +36,7 @@ done
 for f in plan_cuda cuda_alloc cuda_table; do # not cublaslt_lazy.c: emu_cublaslt.cpp is the library
     gcc -std=gnu11 $FLAGS $DEFS -c src/backend/cuda/$f.c -o "$OUTD/$f.o"
 done
-for f in emu_runtime emu_cublaslt; do
+for f in emu_runtime emu_cublaslt emu_cudnn; do
     g++ -std=c++20 $FLAGS -c $EMU/$f.cpp -o "$OUTD/$f.o"
 done
 mkdir -p "$OUTD/t"
