@@ -13,6 +13,24 @@ typedef struct kn__backend_kernel {
     bool epilogue;                     /* fn applies kn__kargs.epi (the fusion pass may fuse into it) */
 } kn__backend_kernel;
 
+/* The default supports(): every float input and the output are f32 (integer inputs such as
+ * labels and indices are fine). */
+static inline bool kn__backend_all_f32(const kn_node *n)
+{
+    if (kn_dtype_is_float(n->dtype) && n->dtype != KN_F32)
+        return false;
+    for (int i = 0; i < n->nsrc; i++)
+        if (kn_dtype_is_float(n->src[i]->dtype) && n->src[i]->dtype != KN_F32)
+            return false;
+    return true;
+}
+
+/* Whether entry k (which has a kernel) accepts node n: its supports(), else the default. */
+static inline bool kn__backend_accepts(const kn__backend_kernel *k, const kn_node *n)
+{
+    return k->supports ? k->supports(n) : kn__backend_all_f32(n);
+}
+
 /* The CPU backend's entry for op, or NULL when it has no kernel for it. */
 const kn__backend_kernel *kn__cpu_kernel(int op);
 /* True when the CPU entry exists and accepts this node. */

@@ -97,6 +97,9 @@ static kn_node *state_of(trainer *t, kn_node *p, const char *suffix)
     return kn_graph_param(t->g, name, kn_node_dtype(p), kn_node_ndim(p), shape, false);
 }
 
+/* Micro-batches per optimizer step (1 without gradient accumulation). */
+static int micro_batches(const trainer *t) { return t->r.accum > 1 ? t->r.accum : 1; }
+
 /* The optimizer update of one parameter from gradient gr. */
 static kn_node *update(trainer *t, branch *b, kn_node *p, kn_node *gr)
 {
@@ -192,7 +195,7 @@ static kn_status build_branch(trainer *t, branch *b, int64_t batch, const char *
     int n_outs = 0;
     outs[n_outs++] = b->loss;
     outs[n_outs++] = b->logits;
-    int accum = t->r.accum > 1 ? t->r.accum : 1;
+    int accum = micro_batches(t);
     kn_plan_opts po = {.backend = t->o.backend, .device = t->o.device, .deterministic = t->o.deterministic,
                        .training = true, .threads = t->o.threads, .debug_numerics = t->o.debug_numerics};
     if (t->o.debug_numerics)
@@ -268,11 +271,13 @@ static void zero_accumulators(trainer *t)
     }
 }
 
+/* The branch compiled for a batch of n examples: the full batch or the last, shorter one. */
+static branch *branch_of(trainer *t, int64_t n) { return n == t->full.batch ? &t->full : &t->rem; }
+
 /* The plan the next batch of branch b runs: the update step, or a micro-batch (accum > 1). */
 static kn_plan *batch_plan(const trainer *t, branch *b)
 {
-    int accum = t->r.accum > 1 ? t->r.accum : 1;
-    return accum == 1 || t->micro_count + 1 == accum ? b->plan : b->micro;
+    return t->micro_count + 1 == micro_batches(t) ? b->plan : b->micro;
 }
 
 /* A batch's examples and labels into the plan's input buffers. */
@@ -288,7 +293,7 @@ static void stage_batch(kn_plan *p, const branch *b, const kn_batch *bt)
  * can be staged while this one computes; elsewhere it runs the step). */
 static kn_status start_batch(trainer *t, branch *b, kn_plan *p, int64_t spe, kn_error *err)
 {
-    int accum = t->r.accum > 1 ? t->r.accum : 1;
+    int accum = micro_batches(t);
     if (t->micro_count == 0) {
         kn_status pst = kn__pruner_before_step(t->pr, t->g, t->step, spe * t->r.epochs, err);
         if (pst)
@@ -312,7 +317,7 @@ static kn_status start_batch(trainer *t, branch *b, kn_plan *p, int64_t spe, kn_
 static kn_status finish_batch(trainer *t, branch *b, kn_plan *p, int64_t n, const int32_t *labels, double *loss,
                               int64_t *correct, kn_error *err)
 {
-    int accum = t->r.accum > 1 ? t->r.accum : 1;
+    int accum = micro_batches(t);
     bool last_micro = p == b->plan;
     kn_status st = kn_plan_wait(p);
     if (st)
@@ -525,7 +530,7 @@ static kn_status run_epochs(trainer *t, const kn_dataset *train, const kn_datase
         int64_t skip = t->batch_in_epoch;
         bool have = next_batch(ld, skip, &bt), staged = false;
         while (!st && have) {
-            branch *b = bt.n == t->full.batch ? &t->full : &t->rem;
+            branch *b = branch_of(t, bt.n);
             kn_plan *p = batch_plan(t, b);
             if (!staged)
                 stage_batch(p, b, &bt);
@@ -538,11 +543,9 @@ static kn_status run_epochs(trainer *t, const kn_dataset *train, const kn_datase
             /* while the step runs (on a GPU): the next batch into its plan's input buffers; with
              * accumulation the next plan depends on this step's end, so it waits */
             have = next_batch(ld, skip, &next);
-            staged = have && t->r.accum <= 1;
-            if (staged) {
-                branch *nb = next.n == t->full.batch ? &t->full : &t->rem;
-                stage_batch(nb->plan, nb, &next);
-            }
+            staged = have && micro_batches(t) == 1;
+            if (staged)
+                stage_batch(branch_of(t, next.n)->plan, branch_of(t, next.n), &next);
             st = finish_batch(t, b, p, n, labels, &loss, &correct, err);
             bt = next;
             if (st)

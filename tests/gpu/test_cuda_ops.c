@@ -51,22 +51,18 @@ static struct {
         CHECK(e_ == cudaSuccess, "%s: %s (%s)", #call, cudaGetErrorName(e_), cudaGetErrorString(e_)); \
     } while (0)
 
-static bool all_f32(const kn_node *n)
-{
-    if (n->dtype != KN_F32 && kn_dtype_is_float(n->dtype))
-        return false;
-    for (int i = 0; i < n->nsrc; i++)
-        if (kn_dtype_is_float(n->src[i]->dtype) && n->src[i]->dtype != KN_F32)
-            return false;
-    return true;
-}
-
 static bool gpu_supports(const kn_node *n)
 {
     const kn__backend_kernel *k = &table[n->op];
     if (!k->fn)
         return false;
-    return k->supports ? k->supports(n) : all_f32(n);
+    return kn__backend_accepts(k, n);
+}
+
+static bool is_gemm(int op) { return op == KN_OP_MATMUL || op == KN_OP_LINEAR; }
+static bool is_conv(int op)
+{
+    return op == KN_OP_CONV2D || op == KN_OP_CONV2D_BWD_DATA || op == KN_OP_CONV2D_BWD_WEIGHT;
 }
 
 static size_t nbytes(const kn_node *n) { return (size_t)kn__numel(n) * kn_dtype_size(n->dtype); }
@@ -74,10 +70,9 @@ static size_t nbytes(const kn_node *n) { return (size_t)kn__numel(n) * kn_dtype_
 /* Tolerance of a case: GEMMs by math mode; f32 elementwise 1e-5; other f32 ops the row's. */
 static double case_tol(const op_row *row, const kn_node *out)
 {
-    bool conv = out->op == KN_OP_CONV2D || out->op == KN_OP_CONV2D_BWD_DATA || out->op == KN_OP_CONV2D_BWD_WEIGHT;
-    if (conv && ctx.dnn && ctx.math != KN_CUDA_MATH_FP32)
+    if (is_conv(out->op) && ctx.dnn && ctx.math != KN_CUDA_MATH_FP32)
         return ctx.math == KN_CUDA_MATH_TF32 ? 1e-3 : 1e-2;
-    if (out->op == KN_OP_MATMUL || out->op == KN_OP_LINEAR) {
+    if (is_gemm(out->op)) {
         if (out->dtype == KN_BF16 || ctx.math == KN_CUDA_MATH_BF16)
             return 1e-2;
         if (out->dtype == KN_F16)
@@ -234,11 +229,9 @@ static void time_case(const op_row *row, int v, const kn__kargs *ga)
  * tensors. */
 static bool rounds_operands(const kn_node *out)
 {
-    bool gemm = out->op == KN_OP_MATMUL || out->op == KN_OP_LINEAR;
-    bool conv = out->op == KN_OP_CONV2D || out->op == KN_OP_CONV2D_BWD_DATA || out->op == KN_OP_CONV2D_BWD_WEIGHT;
-    if (conv)
+    if (is_conv(out->op))
         return ctx.dnn && ctx.math != KN_CUDA_MATH_FP32;
-    return gemm && (ctx.math != KN_CUDA_MATH_FP32 || out->dtype != KN_F32);
+    return is_gemm(out->op) && (ctx.math != KN_CUDA_MATH_FP32 || out->dtype != KN_F32);
 }
 
 /* The reference op over the absolute values of its (float64) inputs: for a bilinear op
@@ -647,13 +640,6 @@ static const family families[] = {
     {extra_rows, &n_extra},
 };
 
-static bool is_gemm_row(const op_row *row) { return row->op == KN_OP_MATMUL || row->op == KN_OP_LINEAR; }
-
-static bool is_conv_row(const op_row *row)
-{
-    return row->op == KN_OP_CONV2D || row->op == KN_OP_CONV2D_BWD_DATA || row->op == KN_OP_CONV2D_BWD_WEIGHT;
-}
-
 static void *dnn_handle; /* cudnnHandle_t when built with cuDNN */
 
 int main(int argc, char **argv)
@@ -720,9 +706,9 @@ rows:
                 continue;
             /* GEMMs in each math mode; convolutions with the direct kernels, then (with cuDNN)
              * through cuDNN in FP32 and TF32 */
-            int modes = is_gemm_row(row) ? 3 : is_conv_row(row) && dnn_handle ? 3 : 1;
+            int modes = is_gemm(row->op) ? 3 : is_conv(row->op) && dnn_handle ? 3 : 1;
             for (int mode = 0; mode < modes; mode++) {
-                if (is_conv_row(row)) {
+                if (is_conv(row->op)) {
                     ctx.dnn = mode ? dnn_handle : NULL;
                     ctx.math = mode == 2 ? KN_CUDA_MATH_TF32 : KN_CUDA_MATH_FP32;
                 } else {

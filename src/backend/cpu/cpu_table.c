@@ -39,20 +39,10 @@ const kn__backend_kernel *kn__cpu_kernel(int op)
     return &table[op];
 }
 
-static bool all_f32(const kn_node *n)
-{
-    if (n->dtype != KN_F32 && kn_dtype_is_float(n->dtype))
-        return false;
-    for (int i = 0; i < n->nsrc; i++)
-        if (kn_dtype_is_float(n->src[i]->dtype) && n->src[i]->dtype != KN_F32)
-            return false;
-    return true;
-}
-
 bool kn__cpu_supports(const kn_node *n)
 {
     const kn__backend_kernel *k = kn__cpu_kernel(n->op);
     if (!k)
         return false;
-    return k->supports ? k->supports(n) : all_f32(n);
+    return kn__backend_accepts(k, n);
 }

@@ -64,15 +64,7 @@ static inline kn_status kn__cu_check(const kn__kargs *a, cudaError_t e, const ch
 /* The f32 kernels' supports(): every float input and the output are f32 (integer inputs such
  * as labels and indices are fine). Set explicitly on every entry, so the table does not depend
  * on what the plan assumes for a NULL supports. */
-static inline bool kn__cu_f32_only(const kn_node *n)
-{
-    if (kn_dtype_is_float(n->dtype) && n->dtype != KN_F32)
-        return false;
-    for (int i = 0; i < n->nsrc; i++)
-        if (kn_dtype_is_float(n->src[i]->dtype) && n->src[i]->dtype != KN_F32)
-            return false;
-    return true;
-}
+static inline bool kn__cu_f32_only(const kn_node *n) { return kn__backend_all_f32(n); }
 
 /* Blocks of KN_CU_THREADS for a grid-stride loop over n items: enough to fill the GPU a few
  * times over, never more than the items need, at least 1. */

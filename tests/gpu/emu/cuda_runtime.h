@@ -83,6 +83,10 @@ cudaError_t cudaEventElapsedTime(float *ms, cudaEvent_t a, cudaEvent_t b);
 extern long emu_graph_launches, emu_captured_ops;
 #ifdef __cplusplus
 }
+#include <functional>
+/* Runs work now, or records it for the graph launch to replay when a stream capture is open:
+ * kernel launches and library calls alike (emu_runtime.cpp). */
+void emu_run_or_record(std::function<void()> work);
 /* every kernel of this emulation has an image for the "device" */
 template <typename T> cudaError_t cudaFuncGetAttributes(cudaFuncAttributes *a, T)
 {

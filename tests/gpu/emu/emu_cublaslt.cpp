@@ -19,7 +19,6 @@
 #include <string.h>
 
 #include <functional>
-#include <vector>
 
 #include "cublasLt.h"
 
@@ -361,7 +360,6 @@ extern "C" cublasStatus_t cublasLtMatmulAlgoGetHeuristic(cublasLtHandle_t h, cub
     return CUBLAS_STATUS_SUCCESS;
 }
 
-extern std::vector<std::function<void()>> *emu_capture; /* emu_runtime.cpp */
 static void gemm(const emu_lt_desc &o, const emu_lt_layout &la, const emu_lt_layout &lb, const emu_lt_layout &lc,
                  const emu_lt_layout &ld, const problem &p, int64_t split, int round_bits, bool tf32_truncates, float al,
                  float be, const void *A, const void *B, const void *C, void *D);
@@ -419,10 +417,7 @@ extern "C" cublasStatus_t cublasLtMatmul(cublasLtHandle_t h, cublasLtMatmulDesc_
     const emu_lt_desc o = *op;
     const emu_lt_layout la = *a, lb = *b, lc = *c, ld = *d;
     auto work = [=] { gemm(o, la, lb, lc, ld, p, split, round_bits, tf32_truncates, al, be, A, B, C, D); };
-    if (emu_capture)
-        emu_capture->push_back(work);
-    else
-        work();
+    emu_run_or_record(work);
     emu_lt_calls++;
     return CUBLAS_STATUS_SUCCESS;
 }

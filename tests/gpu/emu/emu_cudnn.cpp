@@ -353,17 +353,6 @@ template <typename F> static void taps(const geom &g, F f)
 /* Runs direction d of the convolution x * w → y (descriptors in that order): out = alpha·op(a, b)
  * + beta·out, with a, b the two inputs in the API's order (forward x, w; backward data w, dy;
  * backward filter x, dy). */
-/* The work of a call: now, or recorded when a stream capture is open (emu_runtime.cpp), to run
- * when the graph is launched. Validation happens at the call either way. */
-extern std::vector<std::function<void()>> *emu_capture;
-static void run_or_record(std::function<void()> work)
-{
-    if (emu_capture)
-        emu_capture->push_back(std::move(work));
-    else
-        work();
-}
-
 static cudnnStatus_t run(const char *fn, dir d, cudnnHandle_t h, const cudnnTensorStruct *x,
                          const cudnnFilterStruct *w, const cudnnConvolutionStruct *c, const cudnnTensorStruct *y,
                          int id, void *ws, size_t ws_bytes, const void *alpha, const void *beta, const void *a,
@@ -384,7 +373,7 @@ static cudnnStatus_t run(const char *fn, dir d, cudnnHandle_t h, const cudnnTens
     const float al = *(const float *)alpha, be = *(const float *)beta, *A = (const float *)a, *B = (const float *)b;
     float *O = (float *)out;
     const size_t mem = e->memory;
-    run_or_record([=] {
+    emu_run_or_record([=] { /* validation above happens at the call, the work at replay */
         if (mem)
             memset(ws, 0xff, mem); /* scratch */
         const size_t n = d == FWD        ? g.N * g.K * g.P * g.Q
@@ -473,7 +462,7 @@ cudnnStatus_t cudnnAddTensor(cudnnHandle_t h, const void *alpha, const cudnnTens
     const float al = *(const float *)alpha, be = *(const float *)beta, *src = (const float *)A;
     float *dst = (float *)C;
     const int ad4[4] = {a[0], a[1], a[2], a[3]}, cd4[4] = {c[0], c[1], c[2], c[3]};
-    run_or_record([=] {
+    emu_run_or_record([=] {
         const int *a = ad4, *c = cd4;
         int64_t i = 0;
         for (int64_t n = 0; n < c[0]; n++)

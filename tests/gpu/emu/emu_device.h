@@ -54,8 +54,6 @@ extern cudaError_t emu_last_error;
 /* Runs job() as `block` fibers with threadIdx.x = 0..block-1, blockIdx.x = b; returns when all
  * are done (emu_runtime.cpp). */
 void emu_run_block(unsigned block, unsigned b, const std::function<void()> &job);
-/* Open stream capture (emu_runtime.cpp): launches are recorded, not run. */
-extern std::vector<std::function<void()>> *emu_capture;
 /* A launch: f calls the kernel with its arguments copied (transform.py writes [=]), so a
  * captured launch replays with the values it was enqueued with. */
 template <class F> void kn_emu_launch(unsigned grid, unsigned block, size_t, cudaStream_t, F f)
@@ -71,9 +69,6 @@ template <class F> void kn_emu_launch(unsigned grid, unsigned block, size_t, cud
         for (unsigned b = 0; b < grid; b++)
             emu_run_block(block, b, job);
     };
-    if (emu_capture)
-        emu_capture->push_back(run);
-    else
-        run();
+    emu_run_or_record(run);
 }
 #endif

@@ -16,7 +16,7 @@ emu_dim3 blockDim, gridDim;
 double emu_shfl[1024];
 std::mutex emu_atomic;
 cudaError_t emu_last_error = cudaSuccess;
-std::vector<std::function<void()>> *emu_capture;
+static std::vector<std::function<void()>> *emu_capture; /* the open stream capture, or NULL */
 
 /* ---- CUDA threads as fibers: the threads of a block run one at a time on the calling thread,
  * each until it finishes or reaches a barrier; when every unfinished thread waits there, all
@@ -107,13 +107,12 @@ static bool refused_in_capture()
     return true;
 }
 
-static cudaError_t record_or_run(std::function<void()> op)
+void emu_run_or_record(std::function<void()> work)
 {
     if (emu_capture)
-        emu_capture->push_back(std::move(op));
+        emu_capture->push_back(std::move(work));
     else
-        op();
-    return cudaSuccess;
+        work();
 }
 
 extern "C" {
@@ -202,7 +201,8 @@ cudaError_t cudaMemcpy(void *d, const void *s, size_t n, enum cudaMemcpyKind)
 }
 cudaError_t cudaMemcpyAsync(void *d, const void *s, size_t n, enum cudaMemcpyKind, cudaStream_t)
 {
-    return record_or_run([=] { if (n) memmove(d, s, n); });
+    emu_run_or_record([=] { if (n) memmove(d, s, n); });
+    return cudaSuccess;
 }
 cudaError_t cudaMemset(void *d, int v, size_t n)
 {
@@ -211,7 +211,11 @@ cudaError_t cudaMemset(void *d, int v, size_t n)
     memset(d, v, n);
     return cudaSuccess;
 }
-cudaError_t cudaMemsetAsync(void *d, int v, size_t n, cudaStream_t) { return record_or_run([=] { memset(d, v, n); }); }
+cudaError_t cudaMemsetAsync(void *d, int v, size_t n, cudaStream_t)
+{
+    emu_run_or_record([=] { memset(d, v, n); });
+    return cudaSuccess;
+}
 cudaError_t cudaStreamCreate(cudaStream_t *s) { *s = (cudaStream_t)1; return cudaSuccess; }
 cudaError_t cudaStreamCreateWithFlags(cudaStream_t *s, unsigned) { *s = (cudaStream_t)1; return cudaSuccess; }
 cudaError_t cudaStreamDestroy(cudaStream_t) { return cudaSuccess; }
