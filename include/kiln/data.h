@@ -74,14 +74,19 @@ typedef struct kn_loader_opts {
                          /* crop and flip need image examples ([C,H,W] or [H,W]); their random
                           * numbers depend only on (seed, epoch, position in the epoch) */
     bool background;     /* prepare the next batch on a background thread */
+    bool rows_only;      /* batches carry the examples' rows, positions and labels but no x: for
+                          * a plan that gathers and augments them itself (kn_graph_load_batch) */
 } kn_loader_opts;
 
 typedef struct kn_batch {
-    const float *x;      /* [n, shape...] float32, borrowed until the next kn_loader_next or
+    const float *x;      /* [n, shape...] float32 (NULL with rows_only), borrowed until the next kn_loader_next or
                           * kn_loader_start_epoch (the loader owns two buffers, reused) */
     const int32_t *y;    /* [n] */
     int64_t n;           /* examples in this batch (≤ batch; < batch only for a last partial one) */
     int64_t index;       /* batch number within the epoch */
+    const int64_t *rows; /* [n] the data set rows of the batch's examples (borrowed like x) */
+    int64_t first;       /* position in the epoch of example 0 (example i is at first + i) */
+    int epoch;           /* the epoch (augmentation draws depend on epoch and position) */
 } kn_batch;
 
 /* A loader over ds (borrowed: keep it alive) restricted to indices[0..n_indices) (NULL: all

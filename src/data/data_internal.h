@@ -5,6 +5,7 @@
 #ifndef KN_DATA_INTERNAL_H
 #define KN_DATA_INTERNAL_H
 
+#include "augment.h"
 #include "kiln/data.h"
 
 /* A new data set of n examples of `shape` (ndim 1..3) and dtype KN_U8 or KN_F32, with y
@@ -24,10 +25,10 @@ const char *kn__path_base(const char *path);
  * depends only on (seed, stream, n). Two 24-bit draws make each index choice 48 bits. */
 void kn__shuffle(int64_t *a, int64_t n, uint64_t seed, uint64_t stream);
 
-/* Philox streams: the loader's shuffle uses stream = epoch (small numbers); augmentation and
- * the train/validation split use streams far away from those. */
-#define KN__STREAM_AUGMENT ((uint64_t)1 << 62)
-#define KN__STREAM_SPLIT ((uint64_t)3 << 62)
+/* The loader's normalisation, dst[i] = (src[i] · scale − mean) / std (the one place it is
+ * computed: the loader's byte lookup table, float examples, padding and the tables a plan
+ * gathers from on its own all come from here, so they agree bit for bit). */
+void kn__normalise(const float *src, int64_t n, float scale, float mean, float std, float *dst);
 
 /* kn_dataset_open with the system data directory (normally /usr/share/datasets) replaced. */
 kn_status kn__dataset_open_in(const char *spec, const char *system_root, kn_dataset **train, kn_dataset **test,

@@ -3,7 +3,9 @@
  * normalisation, augmentation (zero-padded random crop, horizontal flip) whose random
  * numbers depend only on (seed, epoch, position in the epoch), and an optional background
  * thread filling batch k+1 while the caller uses batch k (two buffers, allocated once).
- * Foreground and background loading give bit-identical batches. It deliberately keeps to one
+ * Foreground and background loading give bit-identical batches. Normalisation goes through
+ * kn__normalise (bytes through a lookup table made by it) and augmentation through augment.h,
+ * which a plan gathering its own batches (kn_graph_load_batch) shares. It deliberately keeps to one
  * worker thread and simple augmentations; heavier pipelines belong in a preprocessing step. */
 #include <pthread.h>
 #include <string.h>
@@ -20,7 +22,10 @@ struct kn_loader {
     int64_t nbatches;
     int64_t ex;              /* elements per example */
     int C, H, W;             /* image layout for augmentation (C = 1 for [H, W]) */
-    float *x[2];             /* [batch, ex] each */
+    float *x[2];             /* [batch, ex] each (none with rows_only) */
+    float lut[256];          /* u8 data: the normalised value of each byte */
+    float pad;               /* the normalised value of a zero pixel (crop padding) */
+    float *tmp;              /* [ex] f32 data with augmentation: the normalised example */
     int32_t *y[2];           /* [batch] each */
     int epoch;
     bool started;            /* an epoch has been started */
@@ -43,58 +48,34 @@ static int64_t batch_count(const kn_loader *l, int64_t k)
     return l->n - start < l->o.batch ? l->n - start : l->o.batch;
 }
 
+void kn__normalise(const float *src, int64_t n, float scale, float mean, float std, float *dst)
+{
+    for (int64_t i = 0; i < n; i++)
+        dst[i] = (src[i] * scale - mean) / std;
+}
+
 /* Converts one example into dst, applying crop and flip drawn from (seed, epoch, pos). */
 static void fill_example(const kn_loader *l, int64_t src, int64_t pos, float *dst)
 {
     const kn_dataset *ds = l->ds;
-    const float scale = l->o.scale, mean = l->o.mean, std = l->o.std;
     const uint8_t *xu = ds->dtype == KN_U8 ? (const uint8_t *)ds->x + src * l->ex : NULL;
     const float *xf = ds->dtype == KN_F32 ? (const float *)ds->x + src * l->ex : NULL;
-    if (l->o.crop_pad <= 0 && !l->o.hflip) {
-        if (xu)
-            for (int64_t j = 0; j < l->ex; j++)
-                dst[j] = ((float)xu[j] * scale - mean) / std;
-        else
-            for (int64_t j = 0; j < l->ex; j++)
-                dst[j] = (xf[j] * scale - mean) / std;
+    const bool augment = l->o.crop_pad > 0 || l->o.hflip;
+    if (xu) {
+        for (int64_t j = 0; !augment && j < l->ex; j++)
+            dst[j] = l->lut[xu[j]];
+    } else {
+        kn__normalise(xf, l->ex, l->o.scale, l->o.mean, l->o.std, augment ? l->tmp : dst);
+    }
+    if (!augment)
         return;
-    }
-    const uint64_t stream = KN__STREAM_AUGMENT + (uint64_t)l->epoch, base = 4 * (uint64_t)pos;
-    int oy = 0, ox = 0;
-    bool flip = false;
-    const int p = l->o.crop_pad > 0 ? l->o.crop_pad : 0;
-    if (p > 0) { /* window offset in [-p, p] along each axis */
-        oy = (int)(kn_rng_uniform(l->o.seed, stream, base) * (2 * p + 1)) - p;
-        ox = (int)(kn_rng_uniform(l->o.seed, stream, base + 1) * (2 * p + 1)) - p;
-        if (oy > p)
-            oy = p;
-        if (ox > p)
-            ox = p;
-    }
-    if (l->o.hflip)
-        flip = kn_rng_uniform(l->o.seed, stream, base + 2) < 0.5;
-    const float pad = (0.0f * scale - mean) / std; /* a zero pixel, normalised */
-    const int H = l->H, W = l->W;
+    kn__augment a = kn__augment_draw(l->o.seed, (uint64_t)l->epoch, (uint64_t)pos, l->o.crop_pad, l->o.hflip);
     for (int c = 0; c < l->C; c++)
-        for (int i = 0; i < H; i++) {
-            float *row = dst + ((int64_t)c * H + i) * W;
-            int si = i + oy;
-            if (si < 0 || si >= H) {
-                for (int j = 0; j < W; j++)
-                    row[j] = pad;
-                continue;
+        for (int i = 0; i < l->H; i++)
+            for (int j = 0; j < l->W; j++) {
+                int64_t from = kn__augment_source(a, l->H, l->W, c, i, j);
+                dst[((int64_t)c * l->H + i) * l->W + j] = from < 0 ? l->pad : xu ? l->lut[xu[from]] : l->tmp[from];
             }
-            int64_t off = ((int64_t)c * H + si) * W;
-            for (int j = 0; j < W; j++) {
-                int sj = (flip ? W - 1 - j : j) + ox;
-                float v;
-                if (sj < 0 || sj >= W)
-                    v = pad;
-                else
-                    v = ((xu ? (float)xu[off + sj] : xf[off + sj]) * scale - mean) / std;
-                row[j] = v;
-            }
-        }
 }
 
 static void fill_batch(const kn_loader *l, int64_t k, int slot)
@@ -103,7 +84,8 @@ static void fill_batch(const kn_loader *l, int64_t k, int slot)
     for (int64_t i = 0; i < cnt; i++) {
         int64_t src = l->order[start + i];
         l->y[slot][i] = l->ds->y[src];
-        fill_example(l, src, start + i, l->x[slot] + i * l->ex);
+        if (!l->o.rows_only)
+            fill_example(l, src, start + i, l->x[slot] + i * l->ex);
     }
 }
 
@@ -189,11 +171,14 @@ kn_status kn_loader_new(kn_loader **out, const kn_dataset *ds, const int64_t *in
     size_t nn = (size_t)(n > 0 ? n : 1);
     l->idx = kn__alloc(nn * sizeof(int64_t));
     l->order = kn__alloc(nn * sizeof(int64_t));
+    const bool xs = !opts->rows_only;
     for (int s = 0; s < 2; s++) {
-        l->x[s] = kn__alloc((size_t)opts->batch * (size_t)ex * sizeof(float));
+        l->x[s] = xs ? kn__alloc((size_t)opts->batch * (size_t)ex * sizeof(float)) : NULL;
         l->y[s] = kn__alloc((size_t)opts->batch * sizeof(int32_t));
     }
-    if (!l->idx || !l->order || !l->x[0] || !l->x[1] || !l->y[0] || !l->y[1]) {
+    l->tmp = xs && ds->dtype == KN_F32 && (opts->crop_pad > 0 || opts->hflip) ? kn__alloc((size_t)ex * sizeof(float)) : NULL;
+    if (!l->idx || !l->order || (xs && (!l->x[0] || !l->x[1])) || !l->y[0] || !l->y[1] ||
+        (xs && ds->dtype == KN_F32 && (opts->crop_pad > 0 || opts->hflip) && !l->tmp)) {
         kn_loader_free(l);
         return kn_error_set(err, KN_ERR_OOM, "kn_loader_new: out of memory for batch buffers (2 x %d examples of "
                                              "%lld floats)",
@@ -201,6 +186,11 @@ kn_status kn_loader_new(kn_loader **out, const kn_dataset *ds, const int64_t *in
     }
     for (int64_t i = 0; i < n; i++)
         l->idx[i] = indices ? indices[i] : i;
+    float bytes[256], zero = 0;
+    for (int v = 0; v < 256; v++)
+        bytes[v] = (float)v;
+    kn__normalise(bytes, 256, l->o.scale, l->o.mean, l->o.std, l->lut);
+    kn__normalise(&zero, 1, l->o.scale, l->o.mean, l->o.std, &l->pad);
     if (opts->background) {
         bool mu = pthread_mutex_init(&l->mu, NULL) == 0;
         bool cw = mu && pthread_cond_init(&l->work, NULL) == 0;
@@ -238,6 +228,7 @@ void kn_loader_free(kn_loader *l)
         kn__free(l->x[s]);
         kn__free(l->y[s]);
     }
+    kn__free(l->tmp);
     kn__free(l->order);
     kn__free(l->idx);
     kn__free(l);
@@ -301,6 +292,9 @@ bool kn_loader_next(kn_loader *l, kn_batch *b)
     b->y = l->y[slot];
     b->n = batch_count(l, k);
     b->index = k;
+    b->rows = l->order + k * l->o.batch;
+    b->first = k * l->o.batch;
+    b->epoch = l->epoch;
     l->next = k + 1;
     return true;
 }
