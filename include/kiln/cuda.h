@@ -72,6 +72,11 @@ kn_status kn_cuda_cache_get_stats(int device, kn_cuda_cache_stats *out);
 /* Returns every cached block not in use on `device` to the driver (cudaFree). */
 kn_status kn_cuda_cache_release(int device);
 
+/* Device memory the driver reports free and in all on `device` (cudaMemGetInfo), plus what
+ * kiln's cache holds there without using it (reusable by kiln, not counted as free).
+ * KN_ERR_ARG for NULL outputs, else as kn_cuda_malloc. */
+kn_status kn_cuda_mem_info(int device, size_t *free_bytes, size_t *total_bytes, size_t *cached_idle);
+
 /* True when kiln was built with the CUDA backend (whether or not a GPU is present). */
 bool kn_cuda_built(void);
 

@@ -106,6 +106,13 @@ kn_status kn_plan_run(kn_plan *p);
  * in flight per plan; kn_plan_wait returns KN_OK when none is. */
 kn_status kn_plan_run_async(kn_plan *p);
 kn_status kn_plan_wait(kn_plan *p);
+/* Starts copying an input's buffer to the device now (CUDA plans: on the copy stream, into a
+ * second device buffer), even while a run of p is in flight: the next run takes this copy
+ * instead of uploading the input at its start, so the upload overlaps the current run. Do
+ * not change the buffer again until the next kn_plan_run_async has returned (after that it
+ * may be refilled); kn_plan_set_input cancels a prefetch. A no-op elsewhere. KN_ERR_ARG when
+ * input is not an input of p; a CUDA error fails with its message in kn_plan_error. */
+kn_status kn_plan_prefetch_input(kn_plan *p, const kn_node *input);
 /* Address of a node's value after a run. NULL if the node is not in the plan. Borrowed. Only
  * outputs (and parameters and constants) are guaranteed to hold their value after a run: the
  * memory planner reuses the space of other nodes (compile with KN_PASS_NONE to keep all). */

@@ -65,6 +65,10 @@ typedef struct kn_train_opts {
     kn_backend_kind backend;  /* KN_BACKEND_CPU (the default, 0), KN_BACKEND_CUDA or KN_BACKEND_AUTO */
     int device;               /* CUDA ordinal (kn_device_parse("cuda:1", ...) gives 1) */
     bool deterministic;       /* CUDA: same bits run to run (kn_plan_opts.deterministic) */
+    bool resident_data;       /* keep the training set in the plans (on the GPU) and gather, normalise
+                                 and augment each batch there (kn_graph_load_batch), when it fits in
+                                 half the GPU's free memory (else said on stderr and staged as usual);
+                                 same results as staging batches from the host */
 } kn_train_opts;
 
 void kn_train_opts_defaults(kn_train_opts *o); /* recipe defaults, seed 42, temperature 4, alpha 0.9 */

@@ -80,6 +80,18 @@ kn_status kn_cuda_cache_release(int device)
     return no_cuda();
 }
 
+kn_status kn_cuda_mem_info(int device, size_t *free_bytes, size_t *total_bytes, size_t *cached_idle)
+{
+    (void)device;
+    if (free_bytes)
+        *free_bytes = 0;
+    if (total_bytes)
+        *total_bytes = 0;
+    if (cached_idle)
+        *cached_idle = 0;
+    return no_cuda();
+}
+
 /* ---- the plan seam ---- */
 kn_status kn__cuda_check_device(int device, char *msg, size_t size)
 {
@@ -123,6 +135,14 @@ kn_status kn__cuda_plan_wait(kn__cuda_plan *d, char *msg, size_t size)
     (void)d;
     return kn__cuda_check_device(0, msg, size);
 }
+
+kn_status kn__cuda_plan_prefetch(kn__cuda_plan *d, int i, char *msg, size_t size)
+{
+    (void)d, (void)i;
+    return kn__cuda_check_device(0, msg, size);
+}
+
+void kn__cuda_plan_cancel_prefetch(kn__cuda_plan *d, int i) { (void)d, (void)i; }
 
 kn_status kn__cuda_plan_fetch(kn__cuda_plan *d, int i, char *msg, size_t size)
 {

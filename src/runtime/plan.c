@@ -493,9 +493,22 @@ kn_status kn_plan_set_input(kn_plan *p, const kn_node *input, const void *data, 
                  kn_dtype_name(input->dtype), kn__shp(input), kn__nbytes(input), bytes);
         return KN_ERR_SHAPE;
     }
+    if (p->dev) /* the host buffer changes: a prefetched copy is stale */
+        kn__cuda_plan_cancel_prefetch(p->dev, input->id);
     if (bytes)
         memcpy(dst, data, bytes);
     return KN_OK;
+}
+
+kn_status kn_plan_prefetch_input(kn_plan *p, const kn_node *input)
+{
+    if (!kn_plan_input_data(p, input)) {
+        if (p)
+            snprintf(p->msg, sizeof p->msg, "prefetch_input: node %s is not an input of this plan",
+                     input ? input->name : "(null)");
+        return KN_ERR_ARG;
+    }
+    return p->dev ? kn__cuda_plan_prefetch(p->dev, input->id, p->msg, sizeof p->msg) : KN_OK;
 }
 
 void *kn_plan_input_data(kn_plan *p, const kn_node *input)

@@ -28,6 +28,11 @@ void kn__cuda_plan_free(kn__cuda_plan *d);
 kn_status kn__cuda_plan_run(kn__cuda_plan *d, char *msg, size_t size);
 kn_status kn__cuda_plan_launch(kn__cuda_plan *d, char *msg, size_t size);
 kn_status kn__cuda_plan_wait(kn__cuda_plan *d, char *msg, size_t size);
+/* Starts uploading input i (IR index) into the plan's second input buffer on the copy
+ * stream; the next launch takes it from there. cancel: forget a prefetch of i (its host
+ * buffer changed). */
+kn_status kn__cuda_plan_prefetch(kn__cuda_plan *d, int i, char *msg, size_t size);
+void kn__cuda_plan_cancel_prefetch(kn__cuda_plan *d, int i);
 /* Copies IR node i's value from the device to its host address (kn__plan_addr). */
 kn_status kn__cuda_plan_fetch(kn__cuda_plan *d, int i, char *msg, size_t size);
 int kn__cuda_plan_num_fallbacks(const kn__cuda_plan *d);

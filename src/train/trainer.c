@@ -20,6 +20,7 @@
 #include "loss_scale.h"
 #include "distill.h"
 #include "report.h"
+#include "resident.h"
 #include "session.h"
 
 #define MAX_PARAMS 512
@@ -27,6 +28,7 @@
 typedef struct branch {
     int64_t batch;
     kn_node *x, *y, *logits, *loss, *lr, *t;
+    kn_node *examples;    /* resident data: the batch's (row, epoch, position) triples; x is gathered */
     kn_node *scale;       /* FP16: the loss scale S (the backward starts from loss·S); NULL otherwise */
     kn_node *gnorm2;      /* Σ g² over all gradients: non-finite means the update was skipped */
     kn_node *lr_guarded;  /* lr + 0·gnorm2: NaN (so the update kernels skip) when gnorm2 is not finite */
@@ -44,6 +46,7 @@ typedef struct trainer {
     branch full, rem;
     kn__eval_branch eval;
     kn__norm norm;
+    kn__resident resident; /* opts.resident_data: the training set inside the plans */
     kn__distill distill;   /* the teacher, with o.teacher */
     int64_t step;          /* optimizer steps done */
     int64_t micro_count;   /* micro-batches since the last update (accum > 1) */
@@ -144,7 +147,8 @@ static kn_status build_branch(trainer *t, branch *b, int64_t batch, const char *
     int nd = kn_model_input_shape(t->m, shape + 1);
     char name[64];
     snprintf(name, sizeof name, "%s.x", tag);
-    b->x = kn_graph_input(g, name, KN_F32, nd + 1, shape);
+    b->x = t->resident.table ? kn__resident_batch(&t->resident, g, t->m, tag, batch, &b->examples)
+                             : kn_graph_input(g, name, KN_F32, nd + 1, shape);
     snprintf(name, sizeof name, "%s.y", tag);
     b->y = kn_graph_input(g, name, KN_I32, 1, shape);
     snprintf(name, sizeof name, "%s.lr", tag);
@@ -280,12 +284,23 @@ static kn_plan *batch_plan(const trainer *t, branch *b)
     return t->micro_count + 1 == micro_batches(t) ? b->plan : b->micro;
 }
 
-/* A batch's examples and labels into the plan's input buffers. */
-static void stage_batch(kn_plan *p, const branch *b, const kn_batch *bt)
+/* A batch's examples (or, resident, their rows and positions) and labels into the plan's
+ * input buffers, and on their way to the device (kn_plan_prefetch_input: on a GPU the copy
+ * overlaps the step that is running). */
+static kn_status stage_batch(kn_plan *p, const branch *b, const kn_batch *bt, kn_error *err)
 {
-    int64_t size = kn_node_numel(b->x) / b->batch;
-    memcpy(kn_plan_input_data(p, b->x), bt->x, (size_t)(bt->n * size) * sizeof(float));
+    kn_node *in = b->examples ? b->examples : b->x;
+    if (b->examples) {
+        kn__resident_stage(kn_plan_input_data(p, b->examples), bt);
+    } else {
+        int64_t size = kn_node_numel(b->x) / b->batch;
+        memcpy(kn_plan_input_data(p, b->x), bt->x, (size_t)(bt->n * size) * sizeof(float));
+    }
     memcpy(kn_plan_input_data(p, b->y), bt->y, (size_t)bt->n * sizeof(int32_t));
+    kn_status st = kn_plan_prefetch_input(p, in);
+    if (!st)
+        st = kn_plan_prefetch_input(p, b->y);
+    return st ? kn_error_set(err, st, "uploading batch %lld: %s", (long long)bt->index, kn_plan_error(p)) : KN_OK;
 }
 
 /* Starts the step of a staged batch: pruning masks, learning rate, step and loss scale, then
@@ -509,7 +524,7 @@ static kn_status run_epochs(trainer *t, const kn_dataset *train, const kn_datase
     int64_t n_train = train->n - n_val;
     kn_loader_opts lo = {.batch = r->batch, .shuffle = true, .drop_last = r->accum > 1, .seed = t->o.seed,
                          .scale = t->norm.scale, .mean = t->norm.mean, .std = t->norm.std, .crop_pad = r->crop_pad,
-                         .hflip = r->hflip, .background = true};
+                         .hflip = r->hflip, .background = true, .rows_only = t->resident.table != NULL};
     kn_loader *ld = NULL;
     st = kn_loader_new(&ld, train, tr_idx, n_train, &lo, err);
     int32_t *labels = st ? NULL : kn__alloc((size_t)r->batch * sizeof(int32_t)); /* the running batch's */
@@ -532,8 +547,8 @@ static kn_status run_epochs(trainer *t, const kn_dataset *train, const kn_datase
         while (!st && have) {
             branch *b = branch_of(t, bt.n);
             kn_plan *p = batch_plan(t, b);
-            if (!staged)
-                stage_batch(p, b, &bt);
+            if (!staged && (st = stage_batch(p, b, &bt, err)) != KN_OK)
+                break;
             int64_t n = bt.n, index = bt.index;
             memcpy(labels, bt.y, (size_t)n * sizeof(int32_t)); /* bt is the loader's until its next batch */
             double loss = 0;
@@ -545,8 +560,9 @@ static kn_status run_epochs(trainer *t, const kn_dataset *train, const kn_datase
             have = next_batch(ld, skip, &next);
             staged = have && micro_batches(t) == 1;
             if (staged)
-                stage_batch(branch_of(t, next.n)->plan, branch_of(t, next.n), &next);
-            st = finish_batch(t, b, p, n, labels, &loss, &correct, err);
+                st = stage_batch(branch_of(t, next.n)->plan, branch_of(t, next.n), &next, err);
+            kn_status fst = finish_batch(t, b, p, n, labels, &loss, &correct, err);
+            st = st ? st : fst;
             bt = next;
             if (st)
                 break;
@@ -666,9 +682,11 @@ kn_status kn_train(const kn_model *m, const kn_dataset *train, const kn_dataset 
     if (!st && opts->teacher)
         st = kn__distill_open(&t.distill, m, opts, err);
     int64_t full = n_train < t.r.batch ? n_train : t.r.batch;
+    int64_t rem = t.r.accum > 1 || full < 1 ? 0 : n_train % full;
+    if (!st)
+        st = kn__resident_init(&t.resident, t.g, train, &t.norm, &t.o, rem ? 2 : 1, err);
     if (!st)
         st = build_branch(&t, &t.full, full, "train", err);
-    int64_t rem = t.r.accum > 1 ? 0 : n_train % full;
     if (!st && rem)
         st = build_branch(&t, &t.rem, rem, "train_last", err);
     if (!st)

@@ -4,7 +4,7 @@
  * a plan runs, none when a plan is compiled again); the CPU fallback (ops forced off the GPU
  * with KILN_CUDA_FALLBACK_OPS give the same results); CUDA-graph replay against eager runs
  * (with dropout, so a frozen step counter would show); parameters written on the host reach
- * the device; bad labels give KN_ERR_RANGE; out-of-memory and bad-device messages. Without a
+ * the device; inputs prefetched during a run (kn_plan_prefetch_input); bad labels give KN_ERR_RANGE; out-of-memory and bad-device messages. Without a
  * GPU it exits 77 (skipped), never passes. */
 #include <math.h>
 #include <stdlib.h>
@@ -245,6 +245,54 @@ static void test_async(void)
     kn_graph_free(cm.g);
 }
 
+/* kn_plan_prefetch_input: the next batch goes to the device (the inbox) while a run is in
+ * flight and the next run takes it from there; kn_plan_set_input after a prefetch wins over
+ * it; every run matches the CPU. On a CPU plan a prefetch does nothing; a non-input fails. */
+static void test_prefetch(void)
+{
+    mlp gm, cm;
+    mlp_build(&gm, 0);
+    mlp_build(&cm, 0);
+    kn_plan *gp = compile(&gm, KN_BACKEND_CUDA, false), *cp = compile(&cm, KN_BACKEND_CPU, false);
+    float *good = malloc(sizeof(float) * B * D);
+    int32_t good_y[B];
+    if (gp && cp && good) {
+        feed(gp, &gm, 0, 0);
+        CHECK_OK(kn_plan_run_async(gp));
+        for (int s = 0; s < 6; s++) {
+            feed(cp, &cm, s, 0);
+            CHECK_OK(kn_plan_run(cp));
+            feed(gp, &gm, s + 1, 0); /* while run s computes: staged and sent to the inbox */
+            if (s == 3) { /* a stale prefetch of another batch, then the right one set */
+                memcpy(good, kn_plan_input_data(gp, gm.x), sizeof(float) * B * D);
+                memcpy(good_y, kn_plan_input_data(gp, gm.y), sizeof good_y);
+                feed(gp, &gm, s + 9, 0);
+            }
+            CHECK_OK(kn_plan_prefetch_input(gp, gm.x));
+            CHECK_OK(kn_plan_prefetch_input(gp, gm.y));
+            if (s == 3) {
+                CHECK_OK(kn_plan_set_input(gp, gm.x, good, sizeof(float) * B * D));
+                CHECK_OK(kn_plan_set_input(gp, gm.y, good_y, sizeof good_y));
+            }
+            const float *zg = kn_plan_data(gp, gm.logits), *zc = kn_plan_data(cp, cm.logits);
+            CHECK(zg && zc, "prefetch: logits not readable: %s", kn_plan_error(gp));
+            if (zg && zc) {
+                double e = rel_err(zg, zc, B * C);
+                CHECK(e <= 1e-4, "prefetch run %d: logits differ from the CPU by %.3g", s, e);
+            }
+            CHECK_OK(kn_plan_run_async(gp));
+        }
+        CHECK_OK(kn_plan_wait(gp));
+        CHECK_OK(kn_plan_prefetch_input(cp, cm.x));
+        CHECK(kn_plan_prefetch_input(gp, gm.logits) == KN_ERR_ARG, "prefetching a non-input did not fail");
+    }
+    free(good);
+    kn_plan_free(gp);
+    kn_plan_free(cp);
+    kn_graph_free(gm.g);
+    kn_graph_free(cm.g);
+}
+
 /* Parameters written on the host after a run reach the device before the next one. */
 static void test_host_writes(void)
 {
@@ -341,6 +389,7 @@ int main(void)
     test_graph_replay();
     test_host_writes();
     test_async();
+    test_prefetch();
     test_bad_label();
     test_errors(count);
     return kt_finish("gpu_test_cuda_plan");

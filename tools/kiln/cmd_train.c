@@ -36,6 +36,8 @@ void cli_train_options_help(FILE *f)
             "  --seed N           random seed (default 42)\n"
             "  --threads N        CPU threads (default: all cores)\n"
             CLI_DEVICE_HELP
+            "  --resident-data    keep the training set on the GPU (when it fits in half its free memory)\n"
+            "                     and gather, normalise and augment each batch there; same results\n"
             "  --resume DIR       continue the run saved in DIR (same model, data and seed)\n"
             "  --init-from CKPT   start from the weights of a checkpoint (file or run directory) of the same\n"
             "                     model, with a fresh optimizer and schedule: fine-tuning\n"
@@ -130,6 +132,8 @@ int cli_train_main(int argc, char **argv, const cli_train_ext *x)
                 return 2;
         } else if (cli_flag(argv, i, "--deterministic")) {
             o.deterministic = true;
+        } else if (cli_flag(argv, i, "--resident-data")) {
+            o.resident_data = true;
         } else if (cli_flag(argv, i, "--quiet")) {
             o.progress = false;
         } else if (cli_flag(argv, i, "--debug-numerics")) {

@@ -211,4 +211,26 @@ kn_status kn_cuda_cache_release(int device)
     return KN_OK;
 }
 
+kn_status kn_cuda_mem_info(int device, size_t *free_bytes, size_t *total_bytes, size_t *cached_idle)
+{
+    char msg[512];
+    if (!free_bytes || !total_bytes || !cached_idle) {
+        kn__cuda_set_last_error("cuda_mem_info: NULL output");
+        return KN_ERR_ARG;
+    }
+    *free_bytes = *total_bytes = *cached_idle = 0;
+    kn_status st = kn__cuda_check_device(device, msg, sizeof msg);
+    if (!st)
+        st = kn__cuda_status(cudaSetDevice(device), "cudaSetDevice", msg, sizeof msg);
+    if (!st)
+        st = kn__cuda_status(cudaMemGetInfo(free_bytes, total_bytes), "cudaMemGetInfo", msg, sizeof msg);
+    if (!st && device < MAX_DEVICES) {
+        pthread_mutex_lock(&mu);
+        *cached_idle = caches[device].st.held - caches[device].st.in_use;
+        pthread_mutex_unlock(&mu);
+    }
+    kn__cuda_set_last_error(st ? msg : "");
+    return st;
+}
+
 bool kn_cuda_built(void) { return true; }

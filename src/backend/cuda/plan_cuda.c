@@ -3,8 +3,10 @@
  * allocator), the parameters mirrored on the device, constants and folded values uploaded
  * once, the host arena pinned (it is the staging area for inputs and the mirror for
  * results), and for every step either the CUDA table's kernel with device addresses or the
- * host kernel on copies (logged once per plan). A run uploads the inputs on a copy stream,
- * writes the step counter to device memory, then replays one captured CUDA graph (captured
+ * host kernel on copies (logged once per plan). A run uploads the inputs on a copy stream
+ * (or takes those kn_plan_prefetch_input already put in the second input buffer, the inbox,
+ * while the previous run computed), writes the step counter to device memory, then replays
+ * one captured CUDA graph (captured
  * on the second run, when every step has a CUDA kernel; KILN_CUDA_GRAPHS=0 turns it off) or
  * enqueues the kernels one by one, and waits; bad data found on the device
  * (kn__cuda_data_error) comes back as KN_ERR_RANGE.
@@ -49,6 +51,7 @@ struct kn__cuda_plan {
     kn__cuda_ctx ctx;
     cudaStream_t copy;              /* input uploads */
     cudaEvent_t uploaded;           /* recorded on copy after the uploads; the compute stream waits */
+    cudaEvent_t consumed;           /* recorded on the compute stream once it has taken the inbox */
     unsigned char *arena;           /* device, the host arena's layout */
     size_t arena_bytes;
     unsigned char *params;          /* device mirror of graph->param_data[0 .. param_bytes) */
@@ -63,6 +66,9 @@ struct kn__cuda_plan {
     int n_steps, n_fallbacks;
     int *inputs;                    /* IR indices of the inputs held in the arena */
     int n_inputs;
+    unsigned char *inbox;           /* device: a second buffer per input, filled by prefetches */
+    size_t *inbox_off;              /* per input k: its offset in the inbox */
+    bool *prefetched;               /* per input k: the inbox holds its next value */
     int *small_outputs;             /* IR indices of outputs ≤ PREFETCH_BYTES in the arena: copied to the
                                        host mirror at the end of every run (one wait, not one per read) */
     int n_small_outputs;
@@ -228,6 +234,8 @@ void kn__cuda_plan_free(kn__cuda_plan *d)
 #endif
     if (d->uploaded)
         (void)cudaEventDestroy(d->uploaded);
+    if (d->consumed)
+        (void)cudaEventDestroy(d->consumed);
     for (int k = 0; d->ev && k < 2 * d->n_steps; k++)
         if (d->ev[k])
             (void)cudaEventDestroy(d->ev[k]);
@@ -239,6 +247,9 @@ void kn__cuda_plan_free(kn__cuda_plan *d)
     (void)cudaGetLastError();
     kn__free(d->steps);
     kn__free(d->inputs);
+    kn__free(d->inbox_off);
+    kn__free(d->prefetched);
+    kn__cuda_free(d->device, d->inbox);
     kn__free(d->small_outputs);
     kn__free(d->checked);
     kn__cuda_free(d->device, d->records);
@@ -286,6 +297,8 @@ static kn_status make_context(kn__cuda_plan *d, char *msg, size_t size)
                              size);
     if (!st)
         st = kn__cuda_status(cudaEventCreateWithFlags(&d->uploaded, cudaEventDisableTiming), "cudaEventCreate", msg, size);
+    if (!st)
+        st = kn__cuda_status(cudaEventCreateWithFlags(&d->consumed, cudaEventDisableTiming), "cudaEventCreate", msg, size);
     if (!st) {
         cublasStatus_t bs = cublasLtCreate(&c->lt);
         if (bs != CUBLAS_STATUS_SUCCESS) {
@@ -423,6 +436,23 @@ static kn_status make_steps(kn__cuda_plan *d, char *msg, size_t size)
         const kn__ir_node *v = &ir->nodes[i];
         if (v->node->op == KN_OP_INPUT && (v->flags & KN__IR_LIVE) && v->storage >= 0 && kn__nbytes(v->node))
             d->inputs[d->n_inputs++] = i;
+    }
+    /* the inbox: where prefetches put the next run's inputs while this one reads the arena's */
+    d->inbox_off = kn__alloc((size_t)(d->n_inputs ? d->n_inputs : 1) * sizeof(size_t));
+    d->prefetched = kn__calloc((size_t)(d->n_inputs ? d->n_inputs : 1), sizeof(bool));
+    if (!d->inbox_off || !d->prefetched) {
+        snprintf(msg, size, "out of memory");
+        return KN_ERR_OOM;
+    }
+    size_t inbox = 0;
+    for (int k = 0; k < d->n_inputs; k++) {
+        d->inbox_off[k] = inbox;
+        inbox += (kn__nbytes(ir->nodes[d->inputs[k]].node) + 255) & ~(size_t)255;
+    }
+    if (inbox) {
+        kn_status st = kn__cuda_malloc(d->device, inbox, (void **)&d->inbox, msg, size);
+        if (st)
+            return st;
     }
     /* small outputs (loss, logits, metrics) come down with the run: the trainer reads them all */
     d->small_outputs = kn__alloc((size_t)(ir->n_outputs ? ir->n_outputs : 1) * sizeof(int));
@@ -658,18 +688,33 @@ kn_status kn__cuda_plan_launch(kn__cuda_plan *d, char *msg, size_t size)
         st = claim_params(d, msg, size);
     if (st)
         return st;
-    /* inputs: pinned host staging → device on the copy stream; the compute stream waits */
+    /* inputs: pinned host staging → device on the copy stream, unless a prefetch already put
+     * them in the inbox; the compute stream waits for the copy stream, then takes the inbox's */
     const unsigned char *host = kn__plan_arena(d->p);
     for (int k = 0; k < d->n_inputs && !st; k++) {
         const kn__ir_node *v = &d->ir->nodes[d->inputs[k]];
-        st = kn__cuda_status(cudaMemcpyAsync(d->arena + v->offset, host + v->offset, kn__nbytes(v->node),
-                                             cudaMemcpyHostToDevice, d->copy),
-                             "uploading an input", msg, size);
+        if (!d->prefetched[k])
+            st = kn__cuda_status(cudaMemcpyAsync(d->arena + v->offset, host + v->offset, kn__nbytes(v->node),
+                                                 cudaMemcpyHostToDevice, d->copy),
+                                 "uploading an input", msg, size);
     }
     if (!st)
         st = kn__cuda_status(cudaEventRecord(d->uploaded, d->copy), "cudaEventRecord", msg, size);
     if (!st)
         st = kn__cuda_status(cudaStreamWaitEvent(s, d->uploaded, 0), "cudaStreamWaitEvent", msg, size);
+    bool took = false;
+    for (int k = 0; k < d->n_inputs && !st; k++) {
+        const kn__ir_node *v = &d->ir->nodes[d->inputs[k]];
+        if (!d->prefetched[k])
+            continue;
+        d->prefetched[k] = false;
+        took = true;
+        st = kn__cuda_status(cudaMemcpyAsync(d->arena + v->offset, d->inbox + d->inbox_off[k], kn__nbytes(v->node),
+                                             cudaMemcpyDeviceToDevice, s),
+                             "taking a prefetched input", msg, size);
+    }
+    if (!st && took) /* the next prefetch may overwrite the inbox once this is done */
+        st = kn__cuda_status(cudaEventRecord(d->consumed, s), "cudaEventRecord", msg, size);
     /* the step counter lives in device memory so that a captured graph stays valid */
     *(unsigned long long *)d->pinned = (unsigned long long)kn_plan_step_count(d->p);
     if (!st)
@@ -738,6 +783,42 @@ kn_status kn__cuda_plan_wait(kn__cuda_plan *d, char *msg, size_t size)
     }
 #endif
     return check_data_error(d, msg, size);
+}
+
+/* The input slot k of IR node i, or -1 (not an input held in the arena). */
+static int input_slot(const kn__cuda_plan *d, int i)
+{
+    for (int k = 0; k < d->n_inputs; k++)
+        if (d->inputs[k] == i)
+            return k;
+    return -1;
+}
+
+kn_status kn__cuda_plan_prefetch(kn__cuda_plan *d, int i, char *msg, size_t size)
+{
+    int k = input_slot(d, i);
+    if (k < 0)
+        return KN_OK; /* not used by the plan: nothing to upload */
+    const kn__ir_node *v = &d->ir->nodes[i];
+    /* after the last run took the inbox's previous contents (a no-op before any run did) */
+    kn_status st = kn__cuda_status(cudaSetDevice(d->device), "cudaSetDevice", msg, size);
+    if (!st)
+        st = kn__cuda_status(cudaStreamWaitEvent(d->copy, d->consumed, 0), "cudaStreamWaitEvent", msg, size);
+    if (!st)
+        st = kn__cuda_status(cudaMemcpyAsync(d->inbox + d->inbox_off[k], kn__plan_arena(d->p) + v->offset,
+                                             kn__nbytes(v->node), cudaMemcpyHostToDevice, d->copy),
+                             "prefetching an input", msg, size);
+    d->prefetched[k] = st == KN_OK;
+    if (st)
+        (void)cudaGetLastError();
+    return st;
+}
+
+void kn__cuda_plan_cancel_prefetch(kn__cuda_plan *d, int i)
+{
+    int k = input_slot(d, i);
+    if (k >= 0)
+        d->prefetched[k] = false;
 }
 
 kn_status kn__cuda_plan_fetch(kn__cuda_plan *d, int i, char *msg, size_t size)
