@@ -45,6 +45,14 @@ void *kn__alloc(size_t bytes)
     return hooks.alloc(bytes, KN_ALIGN, hooks.user);
 }
 
+void *kn__alloc_pages(size_t bytes)
+{
+    const size_t page = 4096;
+    if (bytes == 0 || bytes > SIZE_MAX - page)
+        return NULL;
+    return hooks.alloc((bytes + page - 1) / page * page, page, hooks.user);
+}
+
 void *kn__calloc(size_t count, size_t size)
 {
     size_t bytes = kn__mul_size(count, size);

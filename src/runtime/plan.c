@@ -290,7 +290,9 @@ kn_status kn_plan_compile(kn_plan **out, kn_graph *g, kn_node *const *outputs, i
         return compile_fail(p, st, "plan: out of memory in the memory planner");
     }
     p->arena_bytes = p->mem.arena_bytes ? p->mem.arena_bytes : 64;
-    p->arena = kn__alloc(p->arena_bytes);
+    /* on CUDA the arena is the staging area the device copies from and to: whole pages, so
+     * that it can be pinned without touching anyone else's memory */
+    p->arena = cuda ? kn__alloc_pages(p->arena_bytes) : kn__alloc(p->arena_bytes);
     if (!p->arena) {
         kn__free(work_of);
         return compile_fail(p, KN_ERR_OOM, "plan: out of memory for a %zu-byte arena", p->arena_bytes);

@@ -498,12 +498,11 @@ kn_status kn__cuda_plan_new(kn__cuda_plan **out, kn_plan *p, char *msg, size_t s
     if (!st)
         st = make_steps(d, why, sizeof why);
     if (!st) {
-        /* Pin the host arena: inputs are staged there and results mirrored there. Small
-         * arenas are left pageable: their copies are cheap, and heap pages they share with
-         * other data could already be registered by another plan. */
-        cudaError_t e = d->arena_bytes < ((size_t)1 << 20)
-                            ? cudaErrorNotSupported
-                            : cudaHostRegister((void *)kn__plan_arena(p), d->arena_bytes, cudaHostRegisterDefault);
+        /* Pin the host arena: inputs are staged there and results mirrored there, and only
+         * copies to and from pinned memory are asynchronous (a copy to pageable memory
+         * returns when it is done, which would make every run wait for its step). plan.c
+         * allocated it in whole pages, so pinning it touches no one else's memory. */
+        cudaError_t e = cudaHostRegister((void *)kn__plan_arena(p), d->arena_bytes, cudaHostRegisterDefault);
         d->host_registered = e == cudaSuccess;
         if (!d->host_registered && e != cudaErrorNotSupported) {
             (void)cudaGetLastError();

@@ -84,9 +84,10 @@ extern long emu_graph_launches, emu_captured_ops;
 #ifdef __cplusplus
 }
 #include <functional>
-/* Runs work now, or records it for the graph launch to replay when a stream capture is open:
- * kernel launches and library calls alike (emu_runtime.cpp). */
-void emu_run_or_record(std::function<void()> work);
+/* Stream s's work: runs now (or queued on s with EMU_ASYNC), or is recorded for the graph
+ * launch to replay when a stream capture is open: kernel launches and library calls alike
+ * (emu_runtime.cpp). */
+void emu_run_or_record(cudaStream_t s, std::function<void()> work);
 /* every kernel of this emulation has an image for the "device" */
 template <typename T> cudaError_t cudaFuncGetAttributes(cudaFuncAttributes *a, T)
 {

@@ -376,7 +376,7 @@ extern "C" cublasStatus_t cublasLtMatmul(cublasLtHandle_t h, cublasLtMatmulDesc_
                                          cublasLtMatrixLayout_t b, const void *beta, const void *C,
                                          cublasLtMatrixLayout_t c, void *D, cublasLtMatrixLayout_t d,
                                          const cublasLtMatmulAlgo_t *algo, void *workspace, size_t workspace_bytes,
-                                         cudaStream_t)
+                                         cudaStream_t stream)
 {
     problem p;
     char m[256];
@@ -417,7 +417,7 @@ extern "C" cublasStatus_t cublasLtMatmul(cublasLtHandle_t h, cublasLtMatmulDesc_
     const emu_lt_desc o = *op;
     const emu_lt_layout la = *a, lb = *b, lc = *c, ld = *d;
     auto work = [=] { gemm(o, la, lb, lc, ld, p, split, round_bits, tf32_truncates, al, be, A, B, C, D); };
-    emu_run_or_record(work);
+    emu_run_or_record(stream, work);
     emu_lt_calls++;
     return CUBLAS_STATUS_SUCCESS;
 }

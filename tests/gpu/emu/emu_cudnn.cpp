@@ -122,7 +122,7 @@ cudnnStatus_t cudnnSetStream(cudnnHandle_t h, cudaStream_t s)
 {
     if (!live(h))
         return BAD("not a live handle");
-    h->stream = s; /* every call here is synchronous */
+    h->stream = s; /* the calls' work goes on this stream */
     return CUDNN_STATUS_SUCCESS;
 }
 
@@ -373,7 +373,7 @@ static cudnnStatus_t run(const char *fn, dir d, cudnnHandle_t h, const cudnnTens
     const float al = *(const float *)alpha, be = *(const float *)beta, *A = (const float *)a, *B = (const float *)b;
     float *O = (float *)out;
     const size_t mem = e->memory;
-    emu_run_or_record([=] { /* validation above happens at the call, the work at replay */
+    emu_run_or_record(h->stream, [=] { /* validation above happens at the call, the work at replay */
         if (mem)
             memset(ws, 0xff, mem); /* scratch */
         const size_t n = d == FWD        ? g.N * g.K * g.P * g.Q
@@ -462,7 +462,7 @@ cudnnStatus_t cudnnAddTensor(cudnnHandle_t h, const void *alpha, const cudnnTens
     const float al = *(const float *)alpha, be = *(const float *)beta, *src = (const float *)A;
     float *dst = (float *)C;
     const int ad4[4] = {a[0], a[1], a[2], a[3]}, cd4[4] = {c[0], c[1], c[2], c[3]};
-    emu_run_or_record([=] {
+    emu_run_or_record(h->stream, [=] {
         const int *a = ad4, *c = cd4;
         int64_t i = 0;
         for (int64_t n = 0; n < c[0]; n++)

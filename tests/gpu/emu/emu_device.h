@@ -56,7 +56,7 @@ extern cudaError_t emu_last_error;
 void emu_run_block(unsigned block, unsigned b, const std::function<void()> &job);
 /* A launch: f calls the kernel with its arguments copied (transform.py writes [=]), so a
  * captured launch replays with the values it was enqueued with. */
-template <class F> void kn_emu_launch(unsigned grid, unsigned block, size_t, cudaStream_t, F f)
+template <class F> void kn_emu_launch(unsigned grid, unsigned block, size_t, cudaStream_t s, F f)
 {
     if (grid == 0 || block == 0 || block > 1024) {
         emu_last_error = cudaErrorInvalidValue;
@@ -69,6 +69,6 @@ template <class F> void kn_emu_launch(unsigned grid, unsigned block, size_t, cud
         for (unsigned b = 0; b < grid; b++)
             emu_run_block(block, b, job);
     };
-    emu_run_or_record(run);
+    emu_run_or_record(s, run);
 }
 #endif

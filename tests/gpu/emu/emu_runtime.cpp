@@ -1,13 +1,22 @@
 /* emu_runtime.cpp — the emulated CUDA runtime calls (see cuda_runtime.h here) and the globals of
  * emu_device.h (cuBLASLt is in emu_cublaslt.cpp): one device, cuda:0, of 16 GiB host memory;
- * every call runs at once; a stream capture records launches and async copies/memsets and a
- * graph launch replays them; what may not happen during a capture (allocating, synchronous
- * copies, waiting) fails with cudaErrorStreamCaptureUnsupported and invalidates it, as in
- * thread-local capture mode. */
+ * a stream capture records launches and async copies/memsets and a graph launch replays them;
+ * what may not happen during a capture (allocating, synchronous copies, waiting) fails with
+ * cudaErrorStreamCaptureUnsupported and invalidates it, as in thread-local capture mode.
+ *
+ * Stream work (launches, async copies and memsets, library calls, graph launches) runs at once
+ * by default. With EMU_ASYNC=<seed> it is queued per stream instead and runs in a random order
+ * that respects only what CUDA guarantees: order within a stream, cudaStreamWaitEvent, and the
+ * host's waits (stream/event synchronisation, cudaFree, copies to pageable memory). A program
+ * that forgets a wait (refills a pinned buffer before its upload ran, lets one stream
+ * overwrite what another still reads) then computes wrong numbers, which its test sees. Async
+ * copies from pageable host memory take the bytes at the call, as the real runtime does. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <ucontext.h>
+#include <deque>
 #include <map>
+#include <memory>
 #include <set>
 
 #include "emu_device.h"
@@ -17,6 +26,96 @@ double emu_shfl[1024];
 std::mutex emu_atomic;
 cudaError_t emu_last_error = cudaSuccess;
 static std::vector<std::function<void()>> *emu_capture; /* the open stream capture, or NULL */
+
+/* ---- streams and events (EMU_ASYNC) ---- */
+struct emu_stream {
+    struct item {
+        std::function<void()> work; /* empty: a wait for (on, seq) */
+        emu_stream *on;
+        unsigned long long seq;
+    };
+    std::deque<item> q;
+    unsigned long long enqueued = 0, done = 0;
+    bool blocking = true; /* synchronises with the legacy stream */
+    int speed = 1;        /* EMU_ASYNC: 0 lazy (runs when waited for), 1 sometimes, 2 eager */
+};
+struct emu_event { emu_stream *s = nullptr; unsigned long long seq = 0; };
+static emu_stream &legacy = *new emu_stream;
+static std::vector<emu_stream *> &streams = *new std::vector<emu_stream *>{&legacy};
+static int async_on = -1; /* -1: not read yet */
+static unsigned long long rng_state;
+
+static bool async_mode()
+{
+    if (async_on < 0) {
+        const char *e = getenv("EMU_ASYNC");
+        async_on = e && *e && strcmp(e, "0") != 0;
+        rng_state = async_on ? strtoull(e, NULL, 10) * 0x9E3779B97F4A7C15ull + 1 : 0;
+    }
+    return async_on;
+}
+static unsigned rnd(unsigned n)
+{
+    rng_state = rng_state * 6364136223846793005ull + 1442695040888963407ull;
+    return (unsigned)((rng_state >> 33) % n);
+}
+static emu_stream *S(cudaStream_t s) { return s ? s : &legacy; }
+
+static void drain(emu_stream *st, unsigned long long upto);
+/* Runs st's first item (its wait first satisfied when `force`); false if it must wait. */
+static bool run_front(emu_stream *st, bool force)
+{
+    emu_stream::item it = st->q.front();
+    if (!it.work && it.on->done < it.seq) {
+        if (!force)
+            return false;
+        drain(it.on, it.seq);
+    }
+    st->q.pop_front();
+    if (it.work)
+        it.work();
+    st->done++;
+    return true;
+}
+static void drain(emu_stream *st, unsigned long long upto)
+{
+    while (st->done < upto && !st->q.empty())
+        run_front(st, true);
+}
+static void drain_all()
+{
+    for (emu_stream *st : streams)
+        drain(st, st->enqueued);
+}
+/* Some queued work runs now, as each stream's speed (drawn when it was created) says: a
+ * lazy stream's work waits for the host to wait for it, an eager one's runs as soon as it
+ * may; so seeds where the copy stream races ahead of the compute stream (or lags behind it)
+ * both occur. */
+static void progress()
+{
+    for (int round = 0; round < 4; round++)
+        for (emu_stream *st : streams)
+            while (!st->q.empty() && (st->speed == 2 || (st->speed == 1 && rnd(2))))
+                if (!run_front(st, false))
+                    break;
+}
+static void enqueue(cudaStream_t s, emu_stream::item it)
+{
+    emu_stream *st = S(s);
+    st->q.push_back(std::move(it));
+    st->enqueued++;
+    progress();
+}
+/* Pinned host memory (cudaMallocHost, cudaHostRegister): async copies read or write it later. */
+static std::map<const char *, size_t> &pinned_ranges = *new std::map<const char *, size_t>;
+static bool is_pinned(const void *p)
+{
+    auto it = pinned_ranges.upper_bound((const char *)p);
+    if (it == pinned_ranges.begin())
+        return false;
+    --it;
+    return (const char *)p < it->first + it->second;
+}
 
 /* ---- CUDA threads as fibers: the threads of a block run one at a time on the calling thread,
  * each until it finishes or reaches a barrier; when every unfinished thread waits there, all
@@ -81,6 +180,7 @@ static const size_t CAPACITY = (size_t)16 << 30;
 static std::mutex &mem_m = *new std::mutex;
 static std::map<void *, size_t> &device_blocks = *new std::map<void *, size_t>;
 static std::set<void *> &registered = *new std::set<void *>;
+static std::map<void *, size_t> &register_size = *new std::map<void *, size_t>;
 static size_t device_used;
 static bool capture_broken;
 
@@ -107,10 +207,12 @@ static bool refused_in_capture()
     return true;
 }
 
-void emu_run_or_record(std::function<void()> work)
+void emu_run_or_record(cudaStream_t s, std::function<void()> work)
 {
     if (emu_capture)
         emu_capture->push_back(std::move(work));
+    else if (async_mode())
+        enqueue(s, {std::move(work), nullptr, 0});
     else
         work();
 }
@@ -168,6 +270,8 @@ cudaError_t cudaFree(void *p)
     auto it = device_blocks.find(p);
     if (it == device_blocks.end())
         return emu_last_error = cudaErrorInvalidValue; /* not a device allocation */
+    if (async_mode()) /* cudaFree waits for the device */
+        drain_all();
     device_used -= it->second;
     device_blocks.erase(it);
     free(p);
@@ -178,52 +282,121 @@ cudaError_t cudaFreeAsync(void *p, cudaStream_t) { return cudaFree(p); }
 cudaError_t cudaMallocHost(void **p, size_t n)
 {
     *p = malloc(n ? n : 1);
+    if (*p) {
+        std::lock_guard<std::mutex> g(mem_m);
+        pinned_ranges[(const char *)*p] = n;
+    }
     return *p ? cudaSuccess : cudaErrorMemoryAllocation;
 }
-cudaError_t cudaFreeHost(void *p) { free(p); return cudaSuccess; }
-cudaError_t cudaHostRegister(void *p, size_t, unsigned)
+cudaError_t cudaFreeHost(void *p)
+{
+    if (async_mode()) /* it waits for the device, like cudaFree */
+        drain_all();
+    std::lock_guard<std::mutex> g(mem_m);
+    pinned_ranges.erase((const char *)p);
+    free(p);
+    return cudaSuccess;
+}
+cudaError_t cudaHostRegister(void *p, size_t n, unsigned)
 {
     std::lock_guard<std::mutex> g(mem_m);
-    return registered.insert(p).second ? cudaSuccess : (emu_last_error = cudaErrorHostMemoryAlreadyRegistered);
+    if (!registered.insert(p).second)
+        return emu_last_error = cudaErrorHostMemoryAlreadyRegistered;
+    pinned_ranges[(const char *)p] = n;
+    return cudaSuccess;
 }
 cudaError_t cudaHostUnregister(void *p)
 {
+    if (async_mode())
+        drain_all();
     std::lock_guard<std::mutex> g(mem_m);
+    pinned_ranges.erase((const char *)p);
     return registered.erase(p) ? cudaSuccess : (emu_last_error = cudaErrorHostMemoryNotRegistered);
+}
+/* The legacy stream: waits for the blocking streams, then runs at once (host-synchronous). */
+static void legacy_sync()
+{
+    if (!async_mode())
+        return;
+    for (emu_stream *st : streams)
+        if (st->blocking)
+            drain(st, st->enqueued);
 }
 cudaError_t cudaMemcpy(void *d, const void *s, size_t n, enum cudaMemcpyKind)
 {
     if (refused_in_capture())
         return cudaErrorStreamCaptureUnsupported;
+    legacy_sync();
     if (n)
         memmove(d, s, n);
     return cudaSuccess;
 }
-cudaError_t cudaMemcpyAsync(void *d, const void *s, size_t n, enum cudaMemcpyKind, cudaStream_t)
+cudaError_t cudaMemcpyAsync(void *d, const void *s, size_t n, enum cudaMemcpyKind k, cudaStream_t st)
 {
-    emu_run_or_record([=] { if (n) memmove(d, s, n); });
+    if (async_mode() && !emu_capture && n) {
+        if (k == cudaMemcpyHostToDevice && !is_pinned(s)) { /* pageable: the bytes are taken now */
+            std::shared_ptr<std::vector<char>> copy = std::make_shared<std::vector<char>>((const char *)s, (const char *)s + n);
+            emu_run_or_record(st, [=] { memmove(d, copy->data(), n); });
+            return cudaSuccess;
+        }
+        if (k == cudaMemcpyDeviceToHost && !is_pinned(d)) { /* pageable: returns when done */
+            drain(S(st), S(st)->enqueued);
+            memmove(d, s, n);
+            return cudaSuccess;
+        }
+    }
+    emu_run_or_record(st, [=] { if (n) memmove(d, s, n); });
     return cudaSuccess;
 }
 cudaError_t cudaMemset(void *d, int v, size_t n)
 {
     if (refused_in_capture())
         return cudaErrorStreamCaptureUnsupported;
+    legacy_sync();
     memset(d, v, n);
     return cudaSuccess;
 }
-cudaError_t cudaMemsetAsync(void *d, int v, size_t n, cudaStream_t)
+cudaError_t cudaMemsetAsync(void *d, int v, size_t n, cudaStream_t st)
 {
-    emu_run_or_record([=] { memset(d, v, n); });
+    emu_run_or_record(st, [=] { memset(d, v, n); });
     return cudaSuccess;
 }
-cudaError_t cudaStreamCreate(cudaStream_t *s) { *s = (cudaStream_t)1; return cudaSuccess; }
-cudaError_t cudaStreamCreateWithFlags(cudaStream_t *s, unsigned) { *s = (cudaStream_t)1; return cudaSuccess; }
-cudaError_t cudaStreamDestroy(cudaStream_t) { return cudaSuccess; }
-cudaError_t cudaStreamSynchronize(cudaStream_t)
+cudaError_t cudaStreamCreateWithFlags(cudaStream_t *s, unsigned f)
 {
-    return refused_in_capture() ? cudaErrorStreamCaptureUnsupported : cudaSuccess;
+    emu_stream *st = new emu_stream;
+    st->blocking = !(f & cudaStreamNonBlocking);
+    st->speed = async_mode() ? (int)rnd(3) : 1;
+    streams.push_back(st);
+    *s = st;
+    return cudaSuccess;
 }
-cudaError_t cudaStreamWaitEvent(cudaStream_t, cudaEvent_t, unsigned) { return cudaSuccess; }
+cudaError_t cudaStreamCreate(cudaStream_t *s) { return cudaStreamCreateWithFlags(s, 0); }
+cudaError_t cudaStreamDestroy(cudaStream_t s)
+{
+    if (!s)
+        return cudaErrorInvalidValue;
+    drain(s, s->enqueued); /* its work still completes */
+    for (size_t i = 0; i < streams.size(); i++)
+        if (streams[i] == s)
+            streams.erase(streams.begin() + (long)i);
+    delete s;
+    return cudaSuccess;
+}
+cudaError_t cudaStreamSynchronize(cudaStream_t s)
+{
+    if (refused_in_capture())
+        return cudaErrorStreamCaptureUnsupported;
+    drain(S(s), S(s)->enqueued);
+    return cudaSuccess;
+}
+cudaError_t cudaStreamWaitEvent(cudaStream_t s, cudaEvent_t e, unsigned)
+{
+    if (!e)
+        return cudaErrorInvalidValue;
+    if (async_mode() && !emu_capture && e->s) /* an event never recorded: nothing to wait for */
+        enqueue(s, {std::function<void()>(), e->s, e->seq});
+    return cudaSuccess;
+}
 cudaError_t cudaStreamBeginCapture(cudaStream_t, enum cudaStreamCaptureMode)
 {
     if (emu_capture)
@@ -253,12 +426,15 @@ cudaError_t cudaGraphInstantiate(cudaGraphExec_t *e, cudaGraph_t g, unsigned lon
     *e = g ? new emu_graph(*g) : NULL;
     return g ? cudaSuccess : cudaErrorInvalidValue;
 }
-cudaError_t cudaGraphLaunch(cudaGraphExec_t e, cudaStream_t)
+cudaError_t cudaGraphLaunch(cudaGraphExec_t e, cudaStream_t s)
 {
     if (!e || emu_capture)
         return cudaErrorInvalidValue;
-    for (auto &op : e->ops)
-        op();
+    std::vector<std::function<void()>> ops = e->ops; /* the graph may be destroyed before it runs */
+    emu_run_or_record(s, [ops] {
+        for (auto &op : ops)
+            op();
+    });
     emu_graph_launches++;
     return cudaSuccess;
 }
@@ -279,13 +455,26 @@ const char *cudaGetErrorName(cudaError_t e)
     }
 }
 const char *cudaGetErrorString(cudaError_t e) { return e ? cudaGetErrorName(e) : "no error"; }
-cudaError_t cudaEventCreate(cudaEvent_t *e) { *e = (cudaEvent_t)1; return cudaSuccess; }
-cudaError_t cudaEventCreateWithFlags(cudaEvent_t *e, unsigned) { *e = (cudaEvent_t)1; return cudaSuccess; }
-cudaError_t cudaEventDestroy(cudaEvent_t) { return cudaSuccess; }
-cudaError_t cudaEventRecord(cudaEvent_t, cudaStream_t) { return cudaSuccess; }
-cudaError_t cudaEventSynchronize(cudaEvent_t)
+cudaError_t cudaEventCreate(cudaEvent_t *e) { *e = new emu_event; return cudaSuccess; }
+cudaError_t cudaEventCreateWithFlags(cudaEvent_t *e, unsigned) { return cudaEventCreate(e); }
+cudaError_t cudaEventDestroy(cudaEvent_t e) { delete e; return cudaSuccess; }
+cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s)
 {
-    return refused_in_capture() ? cudaErrorStreamCaptureUnsupported : cudaSuccess;
+    if (!e)
+        return cudaErrorInvalidValue;
+    if (!emu_capture) { /* done once everything s has been given so far is done */
+        e->s = S(s);
+        e->seq = S(s)->enqueued;
+    }
+    return cudaSuccess;
+}
+cudaError_t cudaEventSynchronize(cudaEvent_t e)
+{
+    if (refused_in_capture())
+        return cudaErrorStreamCaptureUnsupported;
+    if (e && e->s)
+        drain(e->s, e->seq);
+    return cudaSuccess;
 }
 cudaError_t cudaEventElapsedTime(float *ms, cudaEvent_t, cudaEvent_t) { *ms = 0; return cudaSuccess; }
 }

@@ -13,7 +13,10 @@
 # libkiln.a: BUILD (default build) from `make BUILD=build CMAKE_FLAGS=-DKILN_CUDA=OFF`.
 # Usage: tests/gpu/emu/run.sh [test arguments, default '!large' for ops]; KILN_TEST_VERBOSE=1
 # works; EMU_SANITIZE=1 builds everything with ASan + UBSan ("device" memory is host memory
-# here, so an out-of-bounds index in a kernel shows up).
+# here, so an out-of-bounds index in a kernel shows up). EMU_ASYNC=<seed> (at run time) queues
+# stream work and runs it in a random order that keeps only CUDA's guarantees, so a missing
+# event wait or synchronisation shows up as wrong numbers; try several seeds, e.g.
+# `for s in 1 2 3 4 5 6 7 8; do EMU_ASYNC=$s build-emu/emu/test_cuda_plan_emu; done`.
 set -eu
 BUILD=${BUILD:-build}
 EMU=tests/gpu/emu
