@@ -12,6 +12,7 @@
 #include <cmath>
 #include <cstring>
 #include <mutex>
+#include <tuple>
 #include <vector>
 #include <math.h>
 #include "cuda_runtime.h"
@@ -54,8 +55,8 @@ extern cudaError_t emu_last_error;
 /* Runs job() as `block` fibers with threadIdx.x = 0..block-1, blockIdx.x = b; returns when all
  * are done (emu_runtime.cpp). */
 void emu_run_block(unsigned block, unsigned b, const std::function<void()> &job);
-/* A launch: f calls the kernel with its arguments copied (transform.py writes [=]), so a
- * captured launch replays with the values it was enqueued with. */
+/* A launch: f calls the kernel with its arguments evaluated and copied at the launch
+ * (transform.py), so a queued or captured launch runs with the values it was enqueued with. */
 template <class F> void kn_emu_launch(unsigned grid, unsigned block, size_t, cudaStream_t s, F f)
 {
     if (grid == 0 || block == 0 || block > 1024) {

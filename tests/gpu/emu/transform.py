@@ -1,7 +1,9 @@
 # transform.py SRC.cu DST.cpp — rewrites every kernel launch `k<T><<<grid, block, shm, stream>>>(args)`
-# of a CUDA source as `kn_emu_launch(grid, block, shm, stream, [=] { k<T>(args); })` so that g++
-# compiles it against emu_device.h (tests/gpu/emu/run.sh). The arguments are captured by value:
-# a launch recorded by a stream capture replays later, after the launcher's locals are gone.
+# of a CUDA source as `kn_emu_launch(grid, block, shm, stream, [args = std::make_tuple(args)] {
+# k<T>(args...); })` so that g++ compiles it against emu_device.h (tests/gpu/emu/run.sh). The
+# arguments are evaluated at the launch, as CUDA does, and kept by value: a launch queued on a
+# stream (EMU_ASYNC) or recorded by a stream capture runs later, after the launcher's locals
+# (e.g. a descriptor passed as *desc) are gone.
 import sys, re, os
 src, dst = sys.argv[1], sys.argv[2]
 s = open(src).read()
@@ -41,6 +43,6 @@ while True:
         q += 1
     args = s[p+1:q]
     out.append(s[i:j])
-    out.append('kn_emu_launch(%s, [=] { %s(%s); })' % (cfg, name, args))
+    out.append('kn_emu_launch(%s, [kn_emu_args = std::make_tuple(%s)] { std::apply([](const auto &...a) { %s(a...); }, kn_emu_args); })' % (cfg, args, name))
     i = q + 1
 open(dst, 'w').write('#include "emu_device.h"\n#line 1 "%s"\n' % src + ''.join(out))
