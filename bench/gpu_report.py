@@ -101,6 +101,15 @@ def main():
         except (ValueError, IndexError, TypeError):
             lines.append(f"- CPU reference (bench/results): {ref}")
 
+    same = read(os.path.join(log, "resident_identical.log")).strip()
+    if same:
+        lines += ["", "## Training set resident on the GPU (--resident-data) vs staged batches (model B, 1 epoch)", ""]
+        for mode in ("staged", "resident"):
+            t = [ln for ln in read(os.path.join(log, f"train_{mode}.log")).splitlines()
+                 if ln.startswith("training:") or "resident" in ln]
+            lines += [f"- {mode}: {ln}" for ln in t[-2:]]
+        lines.append(f"- checkpoints: {same.splitlines()[-1]}")
+
     prof = read(os.path.join(log, "kiln_profile.log")).strip()
     if prof:
         lines += ["", "## Where the time goes (kiln bench --device cuda --profile, model_b batch 512)", "", "```"]

@@ -157,6 +157,14 @@ DATA=$( [ -d .data/fashion-mnist ] && echo .data/fashion-mnist || ([ -d /usr/sha
 if [ "$BUILT" = 1 ] && [ -n "$DATA" ]; then
     step train_model_b 150 "$BUILD/kiln" train --model model_b --data "$DATA" --device cuda --seed 42 --quiet \
         --out "$LOG/train_model_b" || FAILED=1
+    # the training set resident on the GPU (--resident-data) against staged batches: one epoch
+    # each, deterministic, same checkpoint tensors expected; the logs give both throughputs
+    for mode in staged resident; do
+        step "train_${mode}" 60 "$BUILD/kiln" train --model model_b --data "$DATA" --device cuda --seed 42 --epochs 1 \
+            --deterministic $([ $mode = resident ] && echo --resident-data) --out "$LOG/train_$mode" || FAILED=1
+    done
+    step resident_identical 20 "$PYTHON" scripts/compare-checkpoints.py "$LOG/train_staged/model.safetensors" \
+        "$LOG/train_resident/model.safetensors" || FAILED=1
 else
     echo "skipped: no Fashion-MNIST (scripts/fetch-gpu-debs.sh copies it into .data/)" >"$LOG/train_model_b.status"
 fi

@@ -224,7 +224,7 @@ typedef struct family {
 
 static const family families[] = {
 #define F(f) {kt_rows_##f, &kt_n_rows_##f},
-    F(binary) F(unary) F(activation) F(random) F(softmax) F(loss) F(reduce) F(view) F(matmul) F(conv) F(pool) F(norm) F(embedding) F(shape) F(optim) F(quant)
+    F(binary) F(unary) F(activation) F(random) F(softmax) F(loss) F(reduce) F(view) F(matmul) F(conv) F(pool) F(norm) F(embedding) F(data) F(shape) F(optim) F(quant)
 #undef F
 };
 #define N_FAMILIES (int)(sizeof families / sizeof families[0])

@@ -130,7 +130,7 @@ kn_node *kn_graph_max_pool2d(kn_graph *g, kn_node *x, int kernel, int stride, in
 kn_node *kn_graph_avg_pool2d(kn_graph *g, kn_node *x, int kernel, int stride, int pad);
 kn_node *kn_graph_global_avg_pool(kn_graph *g, kn_node *x); /* [N,C,H,W] → [N,C,1,1] */
 
-/* ---- normalisation, dropout, embedding ------------------------------------------------- */
+/* ---- normalisation, dropout, embedding, batches ------------------------------------------- */
 /* x [N, C, ...]; gamma, beta, running_mean, running_var [C] (the last two frozen params).
  * A training plan normalises with batch statistics and updates the running ones
  * (r = (1-momentum)·r + momentum·batch, unbiased variance, as PyTorch); an inference plan uses
@@ -145,6 +145,17 @@ kn_node *kn_graph_layer_norm(kn_graph *g, kn_node *x, int norm_dims, kn_node *ga
 kn_node *kn_graph_dropout(kn_graph *g, kn_node *x, double p);
 /* weight [V, D], indices (i32/i64) [...] → [..., D]. */
 kn_node *kn_graph_embedding(kn_graph *g, kn_node *weight, kn_node *indices);
+/* The batch kn_loader makes, gathered inside the plan from a table of examples kept on the
+ * device (the plan gets only rows): table u8 or f32 [N, ...] ([N, F], [N, H, W] or
+ * [N, C, H, W]; normally a constant), examples i64 [B, 3] (per example: its row in the table,
+ * its epoch, its position in the epoch: kn_batch.rows, .epoch, .first + i), lut f32 [256] (the
+ * normalised value of each byte) for a u8 table, NULL for an f32 one (already normalised)
+ * → f32 [B, ...]. crop_pad > 0 (up to 65536) and hflip augment as the loader does with the
+ * same seed, bit for bit; pad is the value where the crop leaves the image (the normalised 0).
+ * Crop and flip need image tables (KN_ERR_ARG for [N, F]). A row outside [0, N) fails the
+ * run with KN_ERR_RANGE. No gradient. */
+kn_node *kn_graph_load_batch(kn_graph *g, kn_node *table, kn_node *examples, kn_node *lut, int crop_pad, bool hflip,
+                             uint64_t seed, float pad);
 
 /* ---- shape ----------------------------------------------------------------------------- */
 kn_node *kn_graph_reshape(kn_graph *g, kn_node *x, int ndim, const int64_t *shape); /* one -1 allowed */

@@ -56,6 +56,7 @@ void kn__cpu_register_conv(kn__backend_kernel *t);
 void kn__cpu_register_pool(kn__backend_kernel *t);
 void kn__cpu_register_norm(kn__backend_kernel *t);
 void kn__cpu_register_embedding(kn__backend_kernel *t);
+void kn__cpu_register_data(kn__backend_kernel *t);
 void kn__cpu_register_shape(kn__backend_kernel *t);
 void kn__cpu_register_optim(kn__backend_kernel *t);
 void kn__cpu_register_quant(kn__backend_kernel *t);

@@ -10,14 +10,6 @@
 #include "kiln/cuda.h"
 #include "resident.h"
 
-kn_node *kn_graph_load_batch(kn_graph *g, kn_node *table, kn_node *examples, kn_node *lut, int crop_pad, bool hflip,
-                             uint64_t seed, float pad); /* TEMP until the op lands */
-__attribute__((weak)) kn_node *kn_graph_load_batch(kn_graph *g, kn_node *table, kn_node *examples, kn_node *lut,
-                                                   int crop_pad, bool hflip, uint64_t seed, float pad)
-{
-    (void)g, (void)table, (void)examples, (void)lut, (void)crop_pad, (void)hflip, (void)seed, (void)pad;
-    return NULL;
-}
 #define MIB(b) ((double)(b) / (1024.0 * 1024.0))
 
 /* Whether `bytes` per plan for `plans` plans fit on the run's GPU (the CPU: always); says

@@ -11,8 +11,9 @@
  * same op over the absolute values S = |A|·|B|, |gpu − ref| ≤ tol·(S + mean S) element by
  * element: rounding each operand to p bits moves a product a·b by up to 2^-p·|a·b|, so S is
  * the scale the tolerance is a fraction of, whatever the cancellation in the sum.
- * Data errors (bad labels, Adam's t < 1) must give the CPU's KN_ERR_RANGE message. Prints a
- * table op → cases, max error, tolerance, and the ops without a CUDA kernel.
+ * Data errors (bad labels and indices, load_batch rows outside the table, Adam's t < 1) must
+ * give the CPU's KN_ERR_RANGE message. Prints a table op → cases, max error, tolerance, and
+ * the ops without a CUDA kernel.
  * Usage: gpu_test_cuda_ops [--time] [substring | !substring]: only the rows whose label contains
  * (or, with '!', does not contain) it, e.g. '!large' for the sanitizer runs; --time also times
  * the kernels of the "large" rows (median of 21 runs; GB/s and GFLOP/s).
@@ -555,6 +556,42 @@ static kn_node *bad_index(kn_graph *g, kn_dtype dt, int v)
     return kn__node_finish(g, b);
 }
 
+/* load_batch with rows outside the table: the reference's KN_ERR_RANGE message, naming the first bad
+ * example's row. */
+static kn_node *bad_rows(kn_graph *g, kn_dtype dt, int v)
+{
+    (void)dt;
+    const int64_t e[5][3] = {{1, 0, 0}, {0, 0, 1}, {v ? -1 : 4, 0, 2}, {3, 0, 3}, {4, 1, 4}}; /* N = 4: example 2 */
+    kn_node *ex = kn_graph_const(g, KN_I64, 2, (const int64_t[]){5, 3}, e);
+    const int64_t n256 = 256;
+    if (v == 0)
+        return kn_graph_load_batch(g, kt_labels(g, KN_U8, 3, (const int64_t[]){4, 6, 5}, 256), ex,
+                                   kt_frozen(g, KN_F32, 1, &n256, -1, 1), 2, true, 7, -0.5f);
+    return kn_graph_load_batch(g, kt_frozen(g, KN_F32, 2, (const int64_t[]){4, 9}, -1, 1), ex, NULL, 0, false, 7, 0);
+}
+
+/* A CIFAR-sized batch (u8 [3, 32, 32], crop 4 + flip) and an MNIST-sized one (f32 [784]). */
+static kn_node *big_load_batch(kn_graph *g, kn_dtype dt, int v)
+{
+    (void)dt;
+    const int64_t B = 256, N = v == 0 ? 2000 : 3000;
+    int64_t *e = malloc(sizeof(int64_t) * 3 * (size_t)B);
+    if (!e)
+        return NULL;
+    for (int64_t b = 0; b < B; b++) {
+        e[3 * b] = (b * 7919) % N;
+        e[3 * b + 1] = 3;
+        e[3 * b + 2] = 40000 + b;
+    }
+    kn_node *ex = kn_graph_const(g, KN_I64, 2, (const int64_t[]){B, 3}, e);
+    free(e);
+    const int64_t n256 = 256;
+    if (v == 0)
+        return kn_graph_load_batch(g, kt_labels(g, KN_U8, 4, (const int64_t[]){N, 3, 32, 32}, 256), ex,
+                                   kt_frozen(g, KN_F32, 1, &n256, -2, 2), 4, true, 42, -1.25f);
+    return kn_graph_load_batch(g, kt_frozen(g, KN_F32, 2, (const int64_t[]){N, 784}, -2, 2), ex, NULL, 0, false, 42, 0);
+}
+
 /* bf16 and f16 tensors through cuBLASLt (inputs cast on the CPU). */
 static kn_node *half_matmul(kn_graph *g, kn_dtype dt, int v)
 {
@@ -622,6 +659,8 @@ static const op_row extra_rows[] = {
     {.op = KN_OP_MAX_POOL2D, .label = "large pool", .build = big_pool, .n_variants = 3},
     {.op = KN_OP_CONV2D, .label = "large conv", .build = big_conv, .n_variants = 3},
     {.op = KN_OP_EMBEDDING, .label = "bad indices", .build = bad_index, .n_variants = 2},
+    {.op = KN_OP_LOAD_BATCH, .label = "bad rows", .build = bad_rows, .n_variants = 2},
+    {.op = KN_OP_LOAD_BATCH, .label = "large load_batch", .build = big_load_batch, .n_variants = 2, .tol = 1e-300},
     {.op = KN_OP_SOFTMAX_CE, .label = "block paths", .build = block_paths, .n_variants = 9},
     {.op = KN_OP_MATMUL, .label = "half matmul", .build = half_matmul, .n_variants = 4},
 };
@@ -635,7 +674,7 @@ static const int n_extra = sizeof extra_rows / sizeof extra_rows[0];
 static const family families[] = {
 #define F(f) {kt_rows_##f, &kt_n_rows_##f},
     F(binary) F(unary) F(activation) F(random) F(softmax) F(loss) F(reduce) F(view) F(matmul) F(conv) F(pool)
-    F(norm) F(embedding) F(shape) F(optim)
+    F(norm) F(embedding) F(data) F(shape) F(optim)
 #undef F
     {extra_rows, &n_extra},
 };
@@ -672,6 +711,7 @@ int main(int argc, char **argv)
     kn__cuda_register_norm(table);
     kn__cuda_register_conv(table);
     kn__cuda_register_shape(table);
+    kn__cuda_register_data(table);
 
     struct cudaDeviceProp prop = {0};
     if (host_only) /* a check of the harness itself without a device: nothing runs on a GPU */

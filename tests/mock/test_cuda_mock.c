@@ -337,11 +337,11 @@ static void test_trainer(void)
     CHECK_OK(kn_model_parse(&m, model_text, "mock", &err));
     if (!m)
         return;
-    char dirs[2][64];
-    kn_train_result res[2];
+    char dirs[3][64];
+    kn_train_result res[3];
     long n0 = n_launches;
     setenv("KILN_CUDA_GRAPHS", "1", 1); /* graphs on: the model has dropout */
-    for (int k = 0; k < 2; k++) {
+    for (int k = 0; k < 3; k++) { /* CPU, mock GPU, mock GPU with the training set resident */
         snprintf(dirs[k], sizeof dirs[k], "/tmp/kiln-mock-XXXXXX");
         CHECK(mkdtemp(dirs[k]) != NULL, "mkdtemp");
         kn_train_opts o;
@@ -351,38 +351,45 @@ static void test_trainer(void)
         o.threads = 1;
         o.out_dir = dirs[k];
         o.backend = k ? KN_BACKEND_CUDA : KN_BACKEND_CPU;
+        o.resident_data = k == 2;
         kn_status st = kn_train(m, &train, &test, &o, &res[k], &err);
         CHECK(st == KN_OK, "training on %s: %s", k ? "the mock GPU" : "the CPU", err.msg);
         if (st)
             return;
     }
     CHECK(n_launches > n0 + 10, "the trainer's plans replayed CUDA graphs %ld times", n_launches - n0);
-    CHECK(res[0].n_logs == 2 && res[1].n_logs == 2, "epochs logged: %d, %d", res[0].n_logs, res[1].n_logs);
-    for (int e = 0; e < res[0].n_logs && e < res[1].n_logs; e++) {
-        const kn_epoch_log *a = &res[0].logs[e], *b = &res[1].logs[e];
-        CHECK(a->train_loss == b->train_loss && a->val_loss == b->val_loss && a->test_acc == b->test_acc,
-              "epoch %d: train loss %.9g / %.9g, val loss %.9g / %.9g, test accuracy %.4f / %.4f", e + 1,
-              a->train_loss, b->train_loss, a->val_loss, b->val_loss, a->test_acc, b->test_acc);
-    }
+    CHECK(res[0].n_logs == 2 && res[1].n_logs == 2 && res[2].n_logs == 2, "epochs logged: %d, %d, %d", res[0].n_logs,
+          res[1].n_logs, res[2].n_logs);
+    for (int k = 1; k < 3; k++)
+        for (int e = 0; e < res[0].n_logs && e < res[k].n_logs; e++) {
+            const kn_epoch_log *a = &res[0].logs[e], *b = &res[k].logs[e];
+            CHECK(a->train_loss == b->train_loss && a->val_loss == b->val_loss && a->test_acc == b->test_acc,
+                  "%s, epoch %d: train loss %.9g / %.9g, val loss %.9g / %.9g, test accuracy %.4f / %.4f",
+                  k == 2 ? "resident data" : "staged data", e + 1, a->train_loss, b->train_loss, a->val_loss,
+                  b->val_loss, a->test_acc, b->test_acc);
+        }
     printf("trainer on the mock GPU: test accuracy %.4f (CPU %.4f)\n", res[1].test.accuracy, res[0].test.accuracy);
-    char path[2][128], *data[2] = {NULL, NULL};
-    long len[2] = {0, 0};
-    for (int k = 0; k < 2; k++) {
+    char path[3][128], *data[3] = {NULL, NULL, NULL};
+    long len[3] = {0, 0, 0};
+    for (int k = 0; k < 3; k++) {
         snprintf(path[k], sizeof path[k], "%s/model.safetensors", dirs[k]);
         CHECK(read_file(path[k], &data[k], &len[k]), "reading %s", path[k]);
     }
     /* the tensors must be identical; the metadata holds timings (kiln.history) */
-    uint64_t h[2] = {0, 0};
-    for (int k = 0; k < 2; k++)
+    uint64_t h[3] = {0, 0, 0};
+    for (int k = 0; k < 3; k++)
         for (int i = 0; data[k] && len[k] >= 8 && i < 8; i++)
             h[k] |= (uint64_t)(unsigned char)data[k][i] << (8 * i);
-    bool ok = data[0] && data[1] && h[0] + 8 <= (uint64_t)len[0] && h[1] + 8 <= (uint64_t)len[1] &&
-              len[0] - (long)h[0] == len[1] - (long)h[1] &&
-              !memcmp(data[0] + 8 + h[0], data[1] + 8 + h[1], (size_t)(len[0] - 8 - (long)h[0]));
-    CHECK(ok, "the checkpoints' tensors differ (%ld and %ld bytes, headers %llu and %llu)", len[0], len[1],
-          (unsigned long long)h[0], (unsigned long long)h[1]);
-    free(data[0]);
-    free(data[1]);
+    for (int k = 1; k < 3; k++) {
+        bool ok = data[0] && data[k] && h[0] + 8 <= (uint64_t)len[0] && h[k] + 8 <= (uint64_t)len[k] &&
+                  len[0] - (long)h[0] == len[k] - (long)h[k] &&
+                  !memcmp(data[0] + 8 + h[0], data[k] + 8 + h[k], (size_t)(len[0] - 8 - (long)h[0]));
+        CHECK(ok, "%s: the checkpoints' tensors differ (%ld and %ld bytes, headers %llu and %llu)",
+              k == 2 ? "resident data" : "staged data", len[0], len[k], (unsigned long long)h[0],
+              (unsigned long long)h[k]);
+    }
+    for (int k = 0; k < 3; k++)
+        free(data[k]);
 
     /* inference from the checkpoint on the mock GPU equals the CPU's */
     kn_infer *ic = NULL, *ig = NULL;
@@ -413,7 +420,7 @@ static void test_trainer(void)
           "bench: backend %d device %d graph %d name '%s' fallbacks %d", (int)br.backend, br.device, br.cuda_graph,
           br.device_name, br.fallbacks);
     unsetenv("KILN_CUDA_GRAPHS");
-    for (int k = 0; k < 2; k++) {
+    for (int k = 0; k < 3; k++) {
         kn_train_result_free(&res[k]);
         char cmd[256];
         snprintf(cmd, sizeof cmd, "rm -rf %s", dirs[k]);

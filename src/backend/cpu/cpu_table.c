@@ -22,6 +22,7 @@ static void fill_table(void)
         kn__cpu_register_pool,
         kn__cpu_register_norm,
         kn__cpu_register_embedding,
+        kn__cpu_register_data,
         kn__cpu_register_shape,
         kn__cpu_register_optim,
         kn__cpu_register_quant,

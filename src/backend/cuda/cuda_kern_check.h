@@ -1,5 +1,5 @@
 /* cuda_kern_check.h — data errors of CUDA kernels (a label outside [0, C), an embedding index
- * outside [0, V), Adam's step t < 1):
+ * outside [0, V), a load_batch row outside the table, Adam's step t < 1):
  * a kernel cannot return KN_ERR_RANGE without synchronising, so the ops that validate data
  * keep a record at the start of their workspace, reset on the stream before each launch and
  * set by the kernel (the smallest bad index wins, independent of thread order; the output

@@ -49,6 +49,9 @@ static void fill_table(void)
 #ifdef KN_CUDA_FAMILY_SHAPE
         kn__cuda_register_shape,
 #endif
+#ifdef KN_CUDA_FAMILY_DATA
+        kn__cuda_register_data,
+#endif
 #ifdef KN_CUDA_FAMILY_OPTIM
         kn__cuda_register_optim,
 #endif

@@ -1,13 +1,14 @@
 /* kern_check.cu — turns the data-error record of a CUDA kernel (cuda_kern_check.h: a label
- * outside [0, C), an embedding index outside [0, V), Adam's t < 1) into the KN_ERR_RANGE
- * message the CPU kernel of the same op gives. Runs after the kernel, synchronising the stream; the plan calls it for the nodes
- * whose op kn__cuda_op_checks_data names. */
+ * outside [0, C), an embedding index outside [0, V), a load_batch row outside the table, Adam's
+ * t < 1) into the KN_ERR_RANGE message the CPU kernel of the same op gives. Runs after the
+ * kernel, synchronising the stream; the plan calls it for the nodes whose op
+ * kn__cuda_op_checks_data names. */
 #include "cuda_kern_util.cuh"
 
 extern "C" bool kn__cuda_op_checks_data(int op)
 {
     return op == KN_OP_SOFTMAX_CE || op == KN_OP_NLL || op == KN_OP_SOFTMAX_CE_BWD || op == KN_OP_NLL_BWD ||
-           op == KN_OP_ADAM_UPDATE || op == KN_OP_EMBEDDING || op == KN_OP_EMBEDDING_BWD;
+           op == KN_OP_ADAM_UPDATE || op == KN_OP_EMBEDDING || op == KN_OP_EMBEDDING_BWD || op == KN_OP_LOAD_BATCH;
 }
 
 /* Copies element i of a device buffer of dtype dt into host memory out (kn_dtype_size bytes). */
@@ -47,6 +48,13 @@ extern "C" kn_status kn__cuda_check_data(const kn__kargs *a)
             return st;
         kn_convert(&t, KN_F64, raw, n->src[3]->dtype, 1);
         return kn__kerr(a, "adam_update: step t = %g, expected >= 1 (t counts steps from 1)", t);
+    }
+    if (n->op == KN_OP_LOAD_BATCH) { /* the record names the example; its row is examples[where, 0] */
+        int64_t row = 0;
+        if ((st = read_elem(a, ctx, a->src[1], KN_I64, rec.where * 3, &row)))
+            return st;
+        return kn__kerr(a, "load_batch: row %lld of example %lld is outside the table's rows [0, %lld)",
+                        (long long)row, (long long)rec.where, (long long)n->src[0]->shape[0]);
     }
     if (n->op == KN_OP_EMBEDDING || n->op == KN_OP_EMBEDDING_BWD) {
         int ii = n->op == KN_OP_EMBEDDING ? 1 : 0;
