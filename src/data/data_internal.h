@@ -29,6 +29,9 @@ void kn__shuffle(int64_t *a, int64_t n, uint64_t seed, uint64_t stream);
  * computed: the loader's byte lookup table, float examples, padding and the tables a plan
  * gathers from on its own all come from here, so they agree bit for bit). */
 void kn__normalise(const float *src, int64_t n, float scale, float mean, float std, float *dst);
+/* The same for every byte value (lut[v] for a raw byte v) and for a zero pixel (*pad, the
+ * crop's padding): what the loader applies to u8 data sets. */
+void kn__normalise_bytes(float scale, float mean, float std, float lut[256], float *pad);
 
 /* kn_dataset_open with the system data directory (normally /usr/share/datasets) replaced. */
 kn_status kn__dataset_open_in(const char *spec, const char *system_root, kn_dataset **train, kn_dataset **test,

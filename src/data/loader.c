@@ -54,6 +54,15 @@ void kn__normalise(const float *src, int64_t n, float scale, float mean, float s
         dst[i] = (src[i] * scale - mean) / std;
 }
 
+void kn__normalise_bytes(float scale, float mean, float std, float lut[256], float *pad)
+{
+    float bytes[256], zero = 0;
+    for (int v = 0; v < 256; v++)
+        bytes[v] = (float)v;
+    kn__normalise(bytes, 256, scale, mean, std, lut);
+    kn__normalise(&zero, 1, scale, mean, std, pad);
+}
+
 /* Converts one example into dst, applying crop and flip drawn from (seed, epoch, pos). */
 static void fill_example(const kn_loader *l, int64_t src, int64_t pos, float *dst)
 {
@@ -186,11 +195,7 @@ kn_status kn_loader_new(kn_loader **out, const kn_dataset *ds, const int64_t *in
     }
     for (int64_t i = 0; i < n; i++)
         l->idx[i] = indices ? indices[i] : i;
-    float bytes[256], zero = 0;
-    for (int v = 0; v < 256; v++)
-        bytes[v] = (float)v;
-    kn__normalise(bytes, 256, l->o.scale, l->o.mean, l->o.std, l->lut);
-    kn__normalise(&zero, 1, l->o.scale, l->o.mean, l->o.std, &l->pad);
+    kn__normalise_bytes(l->o.scale, l->o.mean, l->o.std, l->lut, &l->pad);
     if (opts->background) {
         bool mu = pthread_mutex_init(&l->mu, NULL) == 0;
         bool cw = mu && pthread_cond_init(&l->work, NULL) == 0;

@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "../data/augment.h"
+#include "load_batch.h"
 #include "op_table.h"
 
 static kn_status lb_check(kn_graph *g, kn_node *n)
@@ -96,14 +97,9 @@ static double lb_flops(const kn_node *n) { (void)n; return 0; } /* a gather: mem
 static kn_status lb_ref(const kn__kargs *a)
 {
     const kn_node *n = a->node, *t = n->src[0];
-    const int64_t N = t->shape[0], B = n->shape[0];
-    const int H = t->ndim >= 3 ? (int)t->shape[t->ndim - 2] : 1, W = t->ndim >= 3 ? (int)t->shape[t->ndim - 1] : 1;
-    int64_t per = 1; /* C·H·W elements per example */
-    for (int d = 1; d < t->ndim; d++)
-        per *= t->shape[d];
-    const int crop = (int)n->ai[0];
-    const bool flip = n->ai[1] != 0, augment = crop > 0 || flip;
-    const uint64_t seed = (uint64_t)n->ai[2];
+    const kn__load_batch_geom G = kn__load_batch_geom_of(n);
+    const int64_t N = G.N, B = G.B, per = G.per;
+    const int H = G.H, W = G.W;
     const int64_t *ex = a->src[1];
     const uint8_t *tu = t->dtype == KN_U8 ? a->src[0] : NULL;
     const double *tf = t->dtype == KN_U8 ? NULL : a->src[0];
@@ -115,11 +111,11 @@ static kn_status lb_ref(const kn__kargs *a)
             return kn__kerr(a, "load_batch: row %lld of example %lld is outside the table's rows [0, %lld)",
                             (long long)r, (long long)b, (long long)N);
         kn__augment aug = {0, 0, false};
-        if (augment)
-            aug = kn__augment_draw(seed, (uint64_t)ex[3 * b + 1], (uint64_t)ex[3 * b + 2], crop, flip);
+        if (G.augment)
+            aug = kn__augment_draw(G.seed, (uint64_t)ex[3 * b + 1], (uint64_t)ex[3 * b + 2], G.crop, G.flip);
         for (int64_t k = 0; k < per; k++) {
             int64_t from = k;
-            if (augment) {
+            if (G.augment) {
                 int c = (int)(k / ((int64_t)H * W)), i = (int)(k / W % H), j = (int)(k % W);
                 from = kn__augment_source(aug, H, W, c, i, j);
             }

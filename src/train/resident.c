@@ -48,13 +48,9 @@ kn_status kn__resident_init(kn__resident *r, kn_graph *g, const kn_dataset *trai
     int64_t shape[4] = {train->n};
     for (int i = 0; i < train->ndim; i++)
         shape[i + 1] = train->shape[i];
-    float zero = 0;
-    kn__normalise(&zero, 1, nm->scale, nm->mean, nm->std, &r->pad);
+    float lut[256]; /* the loader's: byte tables gather through it; pad is its zero pixel either way */
+    kn__normalise_bytes(nm->scale, nm->mean, nm->std, lut, &r->pad);
     if (train->dtype == KN_U8) {
-        float bytes_f[256], lut[256];
-        for (int v = 0; v < 256; v++)
-            bytes_f[v] = (float)v;
-        kn__normalise(bytes_f, 256, nm->scale, nm->mean, nm->std, lut);
         r->table = kn_graph_const(g, KN_U8, train->ndim + 1, shape, train->x);
         r->lut = kn_graph_const(g, KN_F32, 1, (const int64_t[]){256}, lut);
     } else { /* floats: normalised once, here, by the loader's function */

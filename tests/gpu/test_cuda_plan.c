@@ -215,41 +215,13 @@ static void test_graph_replay(void)
 }
 
 /* kn_plan_run_async: the next batch is written into the staging buffers while a run is in
- * flight; every run still matches the CPU (the inputs were on the device when it returned). */
-static void test_async(void)
+ * flight; every run still matches the CPU (the inputs were on the device when it returned).
+ * With prefetch, kn_plan_prefetch_input also sends it to the device (the inbox) during the
+ * run and the next run takes it from there; kn_plan_set_input after a prefetch wins over it.
+ * On a CPU plan a prefetch does nothing; a non-input fails. */
+static void test_async(bool prefetch)
 {
-    mlp gm, cm;
-    mlp_build(&gm, 0);
-    mlp_build(&cm, 0);
-    kn_plan *gp = compile(&gm, KN_BACKEND_CUDA, false), *cp = compile(&cm, KN_BACKEND_CPU, false);
-    if (gp && cp) {
-        feed(gp, &gm, 0, 0);
-        CHECK_OK(kn_plan_run_async(gp));
-        for (int s = 0; s < 6; s++) {
-            feed(cp, &cm, s, 0);
-            CHECK_OK(kn_plan_run(cp));
-            feed(gp, &gm, s + 1, 0); /* while run s computes */
-            const float *zg = kn_plan_data(gp, gm.logits), *zc = kn_plan_data(cp, cm.logits);
-            CHECK(zg && zc, "async: logits not readable: %s", kn_plan_error(gp));
-            if (zg && zc) {
-                double e = rel_err(zg, zc, B * C);
-                CHECK(e <= 1e-4, "async run %d: logits differ from the CPU by %.3g", s, e);
-            }
-            CHECK_OK(kn_plan_run_async(gp));
-        }
-        CHECK_OK(kn_plan_wait(gp));
-    }
-    kn_plan_free(gp);
-    kn_plan_free(cp);
-    kn_graph_free(gm.g);
-    kn_graph_free(cm.g);
-}
-
-/* kn_plan_prefetch_input: the next batch goes to the device (the inbox) while a run is in
- * flight and the next run takes it from there; kn_plan_set_input after a prefetch wins over
- * it; every run matches the CPU. On a CPU plan a prefetch does nothing; a non-input fails. */
-static void test_prefetch(void)
-{
+    const char *what = prefetch ? "prefetch" : "async";
     mlp gm, cm;
     mlp_build(&gm, 0);
     mlp_build(&cm, 0);
@@ -262,29 +234,33 @@ static void test_prefetch(void)
         for (int s = 0; s < 6; s++) {
             feed(cp, &cm, s, 0);
             CHECK_OK(kn_plan_run(cp));
-            feed(gp, &gm, s + 1, 0); /* while run s computes: staged and sent to the inbox */
-            if (s == 3) { /* a stale prefetch of another batch, then the right one set */
+            feed(gp, &gm, s + 1, 0); /* while run s computes */
+            if (prefetch && s == 3) { /* a stale prefetch of another batch, then the right one set */
                 memcpy(good, kn_plan_input_data(gp, gm.x), sizeof(float) * B * D);
                 memcpy(good_y, kn_plan_input_data(gp, gm.y), sizeof good_y);
                 feed(gp, &gm, s + 9, 0);
             }
-            CHECK_OK(kn_plan_prefetch_input(gp, gm.x));
-            CHECK_OK(kn_plan_prefetch_input(gp, gm.y));
-            if (s == 3) {
+            if (prefetch) {
+                CHECK_OK(kn_plan_prefetch_input(gp, gm.x));
+                CHECK_OK(kn_plan_prefetch_input(gp, gm.y));
+            }
+            if (prefetch && s == 3) {
                 CHECK_OK(kn_plan_set_input(gp, gm.x, good, sizeof(float) * B * D));
                 CHECK_OK(kn_plan_set_input(gp, gm.y, good_y, sizeof good_y));
             }
             const float *zg = kn_plan_data(gp, gm.logits), *zc = kn_plan_data(cp, cm.logits);
-            CHECK(zg && zc, "prefetch: logits not readable: %s", kn_plan_error(gp));
+            CHECK(zg && zc, "%s: logits not readable: %s", what, kn_plan_error(gp));
             if (zg && zc) {
                 double e = rel_err(zg, zc, B * C);
-                CHECK(e <= 1e-4, "prefetch run %d: logits differ from the CPU by %.3g", s, e);
+                CHECK(e <= 1e-4, "%s run %d: logits differ from the CPU by %.3g", what, s, e);
             }
             CHECK_OK(kn_plan_run_async(gp));
         }
         CHECK_OK(kn_plan_wait(gp));
-        CHECK_OK(kn_plan_prefetch_input(cp, cm.x));
-        CHECK(kn_plan_prefetch_input(gp, gm.logits) == KN_ERR_ARG, "prefetching a non-input did not fail");
+        if (prefetch) {
+            CHECK_OK(kn_plan_prefetch_input(cp, cm.x));
+            CHECK(kn_plan_prefetch_input(gp, gm.logits) == KN_ERR_ARG, "prefetching a non-input did not fail");
+        }
     }
     free(good);
     kn_plan_free(gp);
@@ -388,8 +364,8 @@ int main(void)
     test_fallback();
     test_graph_replay();
     test_host_writes();
-    test_async();
-    test_prefetch();
+    test_async(false);
+    test_async(true);
     test_bad_label();
     test_errors(count);
     return kt_finish("gpu_test_cuda_plan");

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "../../data/augment.h"
+#include "../../ops/load_batch.h"
 #include "../backend.h"
 
 #define PAR_MIN 32768 /* floats written below which threads cost more than they save */
@@ -14,15 +15,9 @@
 static kn_status load_batch_f32(const kn__kargs *a)
 {
     const kn_node *n = a->node, *t = n->src[0];
-    const int64_t N = t->shape[0], B = n->shape[0];
-    const int C = t->ndim == 4 ? (int)t->shape[1] : 1, H = t->ndim >= 3 ? (int)t->shape[t->ndim - 2] : 1;
-    const int W = t->ndim >= 3 ? (int)t->shape[t->ndim - 1] : 1;
-    int64_t per = 1; /* elements per example */
-    for (int d = 1; d < t->ndim; d++)
-        per *= t->shape[d];
-    const int crop = (int)n->ai[0];
-    const bool flip = n->ai[1] != 0, augment = crop > 0 || flip;
-    const uint64_t seed = (uint64_t)n->ai[2];
+    const kn__load_batch_geom G = kn__load_batch_geom_of(n);
+    const int64_t N = G.N, B = G.B, per = G.per;
+    const int C = G.C, H = G.H, W = G.W;
     const float pad = (float)n->af[0];
     const int64_t *ex = a->src[1];
     const uint8_t *tu = t->dtype == KN_U8 ? a->src[0] : NULL;
@@ -39,7 +34,7 @@ static kn_status load_batch_f32(const kn__kargs *a)
         float *restrict o = y + b * per;
         const uint8_t *xu = tu ? tu + r * per : NULL;
         const float *xf = tf ? tf + r * per : NULL;
-        if (!augment) {
+        if (!G.augment) {
             if (xu)
                 for (int64_t k = 0; k < per; k++)
                     o[k] = lut[xu[k]];
@@ -47,7 +42,8 @@ static kn_status load_batch_f32(const kn__kargs *a)
                 memcpy(o, xf, sizeof(float) * (size_t)per);
             continue;
         }
-        const kn__augment aug = kn__augment_draw(seed, (uint64_t)ex[3 * b + 1], (uint64_t)ex[3 * b + 2], crop, flip);
+        const kn__augment aug =
+            kn__augment_draw(G.seed, (uint64_t)ex[3 * b + 1], (uint64_t)ex[3 * b + 2], G.crop, G.flip);
         for (int c = 0; c < C; c++)
             for (int i = 0; i < H; i++)
                 for (int j = 0; j < W; j++) {

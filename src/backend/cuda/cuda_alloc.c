@@ -166,6 +166,13 @@ void kn__cuda_free(int device, void *ptr)
     pthread_mutex_unlock(&mu);
 }
 
+/* For the public calls: the device exists and is current, else why not in msg. */
+static kn_status use_device(int device, char *msg, size_t size)
+{
+    kn_status st = kn__cuda_check_device(device, msg, size);
+    return st ? st : kn__cuda_status(cudaSetDevice(device), "cudaSetDevice", msg, size);
+}
+
 kn_status kn_cuda_malloc(int device, size_t bytes, void **ptr)
 {
     char msg[512];
@@ -174,9 +181,7 @@ kn_status kn_cuda_malloc(int device, size_t bytes, void **ptr)
         return KN_ERR_ARG;
     }
     *ptr = NULL;
-    kn_status st = kn__cuda_check_device(device, msg, sizeof msg);
-    if (!st)
-        st = kn__cuda_status(cudaSetDevice(device), "cudaSetDevice", msg, sizeof msg);
+    kn_status st = use_device(device, msg, sizeof msg);
     if (!st)
         st = kn__cuda_malloc(device, bytes, ptr, msg, sizeof msg);
     kn__cuda_set_last_error(st ? msg : "");
@@ -219,9 +224,7 @@ kn_status kn_cuda_mem_info(int device, size_t *free_bytes, size_t *total_bytes, 
         return KN_ERR_ARG;
     }
     *free_bytes = *total_bytes = *cached_idle = 0;
-    kn_status st = kn__cuda_check_device(device, msg, sizeof msg);
-    if (!st)
-        st = kn__cuda_status(cudaSetDevice(device), "cudaSetDevice", msg, sizeof msg);
+    kn_status st = use_device(device, msg, sizeof msg);
     if (!st)
         st = kn__cuda_status(cudaMemGetInfo(free_bytes, total_bytes), "cudaMemGetInfo", msg, sizeof msg);
     if (!st && device < MAX_DEVICES) {

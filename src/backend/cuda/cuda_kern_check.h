@@ -30,6 +30,13 @@ enum { KN_CUDA_DERR_LABEL = 1, KN_CUDA_DERR_STEP = 2, KN_CUDA_DERR_INDEX = 3 };
  * scratch after it). */
 #define KN_CUDA_DERR_BYTES 256
 
+/* The workspace of an op whose kernel needs nothing but the record (kn__backend_kernel.workspace). */
+static inline size_t kn__cu_derr_workspace(const kn_node *n)
+{
+    (void)n;
+    return KN_CUDA_DERR_BYTES;
+}
+
 /* True for the ops whose CUDA kernels keep a data-error record in their workspace. */
 bool kn__cuda_op_checks_data(int op);
 

@@ -10,6 +10,7 @@
 #include "cuda_kern_util.cuh"
 
 #include "data/augment.h"
+#include "ops/load_batch.h"
 
 /* y[b, k] for every b < B, k < per: per = C·H·W elements per example (H, W unused without
  * augmentation, as for [N, F] tables). Exactly one of tu (u8, with lut) and tf (f32) is set. */
@@ -46,26 +47,17 @@ static kn_status load_batch_f32(const kn__kargs *a)
 {
     KN_CU_CTX(a, ctx);
     const kn_node *n = a->node, *t = n->src[0];
-    const int64_t N = t->shape[0], B = n->shape[0];
-    const int H = t->ndim >= 3 ? (int)t->shape[t->ndim - 2] : 1, W = t->ndim >= 3 ? (int)t->shape[t->ndim - 1] : 1;
-    int64_t per = 1; /* C·H·W */
-    for (int d = 1; d < t->ndim; d++)
-        per *= t->shape[d];
+    const kn__load_batch_geom G = kn__load_batch_geom_of(n);
+    const int64_t N = G.N, B = G.B, per = G.per;
     kn_status st = kn__cu_derr_reset(a, ctx);
     if (st || B * per == 0)
         return st;
     const bool u8 = t->dtype == KN_U8;
     load_batch_f32_kernel<<<kn__cu_blocks(ctx, B * per, KN_CU_THREADS), KN_CU_THREADS, 0, ctx->stream>>>(
-        B * per, per, N, H, W, u8 ? (const uint8_t *)a->src[0] : NULL, u8 ? NULL : (const float *)a->src[0],
-        u8 ? (const float *)a->src[2] : NULL, (const int64_t *)a->src[1], (uint64_t)n->ai[2], (int)n->ai[0],
-        n->ai[1] != 0, (float)n->af[0], (float *)a->dst, (kn__cuda_derr *)a->work);
+        B * per, per, N, G.H, G.W, u8 ? (const uint8_t *)a->src[0] : NULL, u8 ? NULL : (const float *)a->src[0],
+        u8 ? (const float *)a->src[2] : NULL, (const int64_t *)a->src[1], G.seed, G.crop, G.flip, (float)n->af[0],
+        (float *)a->dst, (kn__cuda_derr *)a->work);
     return KN_CU_LAUNCHED(a, "load_batch_f32_kernel");
-}
-
-static size_t derr_ws(const kn_node *n)
-{
-    (void)n;
-    return KN_CUDA_DERR_BYTES;
 }
 
 extern "C" void kn__cuda_register_data(kn__backend_kernel *t)
@@ -73,6 +65,6 @@ extern "C" void kn__cuda_register_data(kn__backend_kernel *t)
     kn__backend_kernel k = {};
     k.fn = load_batch_f32;
     k.supports = kn__cu_f32_only; /* f32 output, lut and f32 table; a u8 table is not a float */
-    k.workspace = derr_ws;
+    k.workspace = kn__cu_derr_workspace;
     t[KN_OP_LOAD_BATCH] = k;
 }

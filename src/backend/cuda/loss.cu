@@ -211,12 +211,6 @@ static kn_status nll_bwd_f32(const kn__kargs *a)
     return KN_CU_LAUNCHED(a, "nll_bwd_f32_kernel");
 }
 
-static size_t derr_ws(const kn_node *n)
-{
-    (void)n;
-    return KN_CUDA_DERR_BYTES;
-}
-
 /* ---- mse, bce_with_logits, kl_div: mean of an elementwise term ---------------------------- */
 
 template <int OP> __device__ __forceinline__ float pair_term(float x, float y)
@@ -290,7 +284,7 @@ extern "C" void kn__cuda_register_loss(kn__backend_kernel *t)
     k.workspace = rows_ws;
     t[KN_OP_SOFTMAX_CE] = t[KN_OP_NLL] = k;
     k.fn = ce_bwd_f32;
-    k.workspace = derr_ws;
+    k.workspace = kn__cu_derr_workspace;
     t[KN_OP_SOFTMAX_CE_BWD] = k;
     k.fn = nll_bwd_f32;
     t[KN_OP_NLL_BWD] = k;

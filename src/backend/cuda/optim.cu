@@ -124,12 +124,6 @@ static kn_status adam_f32(const kn__kargs *a)
     return KN_CU_LAUNCHED(a, "adam_f32_kernel");
 }
 
-static size_t adam_ws(const kn_node *n)
-{
-    (void)n;
-    return KN_CUDA_DERR_BYTES;
-}
-
 /* The param, grad and state must be f32; lr and t may be any float type (as on the CPU). */
 static bool optim_supports(const kn_node *n)
 {
@@ -146,6 +140,6 @@ extern "C" void kn__cuda_register_optim(kn__backend_kernel *t)
     k.fn = sgd_f32;
     t[KN_OP_SGD_UPDATE] = k;
     k.fn = adam_f32;
-    k.workspace = adam_ws;
+    k.workspace = kn__cu_derr_workspace;
     t[KN_OP_ADAM_UPDATE] = k;
 }

@@ -215,12 +215,6 @@ static kn_status embedding_bwd_f32(const kn__kargs *a)
     return KN_CU_LAUNCHED(a, "embedding_bwd_f32_kernel");
 }
 
-static size_t derr_ws(const kn_node *n)
-{
-    (void)n;
-    return KN_CUDA_DERR_BYTES;
-}
-
 extern "C" void kn__cuda_register_shape(kn__backend_kernel *t)
 {
     kn__backend_kernel k = {};
@@ -229,7 +223,7 @@ extern "C" void kn__cuda_register_shape(kn__backend_kernel *t)
     t[KN_OP_RESHAPE] = t[KN_OP_EXPAND] = t[KN_OP_PERMUTE] = t[KN_OP_SLICE] = t[KN_OP_PAD] = t[KN_OP_CONCAT] = k;
     k.fn = embedding_f32;
     k.supports = kn__cu_f32_only; /* f32 weight and output; the indices are integers */
-    k.workspace = derr_ws;
+    k.workspace = kn__cu_derr_workspace;
     t[KN_OP_EMBEDDING] = k;
     k.fn = embedding_bwd_f32;
     t[KN_OP_EMBEDDING_BWD] = k;

@@ -180,7 +180,6 @@ static const size_t CAPACITY = (size_t)16 << 30;
 static std::mutex &mem_m = *new std::mutex;
 static std::map<void *, size_t> &device_blocks = *new std::map<void *, size_t>;
 static std::set<void *> &registered = *new std::set<void *>;
-static std::map<void *, size_t> &register_size = *new std::map<void *, size_t>;
 static size_t device_used;
 static bool capture_broken;
 
@@ -310,8 +309,10 @@ cudaError_t cudaHostUnregister(void *p)
     if (async_mode())
         drain_all();
     std::lock_guard<std::mutex> g(mem_m);
+    if (!registered.erase(p))
+        return emu_last_error = cudaErrorHostMemoryNotRegistered;
     pinned_ranges.erase((const char *)p);
-    return registered.erase(p) ? cudaSuccess : (emu_last_error = cudaErrorHostMemoryNotRegistered);
+    return cudaSuccess;
 }
 /* The legacy stream: waits for the blocking streams, then runs at once (host-synchronous). */
 static void legacy_sync()
