@@ -49,7 +49,9 @@ const char *kn_device_name(kn_backend_kind backend, int device, char *buf, size_
 #define KN_PASS_FOLD 0x04u     /* compute constant subgraphs at compile time */
 #define KN_PASS_INPLACE 0x08u  /* elementwise ops overwrite a dead input */
 #define KN_PASS_MEMPLAN 0x10u  /* reuse the space of dead buffers (liveness, best fit) */
-#define KN_PASS_FUSE 0x20u     /* activation / inference batch norm into the conv or linear kernel */
+#define KN_PASS_FUSE 0x20u     /* activation / inference batch norm into the conv or linear kernel (CPU);
+                                  elementwise chains as one kernel; CUDA: the optimizer updates as
+                                  one multi-tensor launch */
 #define KN_PASS_ALL 0x3fu
 #define KN_PASS_NONE 0x80000000u /* explicitly none: every node its own buffer */
 
@@ -151,6 +153,8 @@ typedef struct kn_plan_stats {
     int dead, merged, folded, inplace; /* nodes removed / merged by CSE / computed at compile
                                           time / writing into an input's buffer */
     int fused;             /* nodes computed inside an earlier node's kernel (KN_PASS_FUSE) */
+    int grouped;           /* steps run by an earlier step's launch (CUDA, KN_PASS_FUSE: the
+                              optimizer updates as one multi-tensor launch); 0 on the CPU */
     int buffers;           /* arena buffers (intermediates, inputs, outputs) */
     size_t arena_bytes;    /* kn_plan_arena_bytes */
     size_t peak_bytes;     /* kn_plan_peak_bytes: a lower bound for any layout */

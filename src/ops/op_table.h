@@ -55,10 +55,23 @@ typedef struct kn__chain {
     int64_t numel;           /* elements of the running value */
 } kn__chain;
 
+/* Several nodes of one op run as one step: the CUDA plan's multi-tensor optimizer update
+ * (src/backend/cuda/update_group.c). The step's kn__kargs are its first member's, with group
+ * set; members are every member's own arguments; table is what the backend precomputed for
+ * the launch (CUDA: the device chunk table). */
+struct kn__kargs;
+typedef struct kn__group {
+    int n;
+    const struct kn__kargs *members;
+    const void *table;
+    int64_t n_chunks;
+} kn__group;
+
 typedef struct kn__kargs {
     const kn_node *node;
     const kn__epilogue *epi; /* NULL, or fused ops to apply to dst (kernels with .epilogue) */
     const kn__chain *chain;  /* the chain a chain step runs (node = its last op), else NULL */
+    const kn__group *group;  /* the group a grouped step runs (node = its first member), else NULL */
     void *dst;               /* output, node->dtype, contiguous */
     void *src[KN_MAX_SRC];   /* inputs (writable for MUTATES ops) */
     void *work;              /* workspace of the size the kernel's workspace() asked for */

@@ -24,7 +24,9 @@
  * nll_loss_bwd disappear. Equal up to rounding (≤ 1e-6 relative in the tests), not bit for
  * bit: the fused kernel computes log-sum-exp once instead of materialising log-probabilities.
  * Then chains of elementwise ops (add, sub, mul, div, pow, neg, exp, log, sqrt, abs, clamp,
- * scale and the activations) become one step run block by block (backend/cpu/chain.c): each
+ * scale and the activations) become one step run block by block (backend/cpu/chain.c; on a
+ * CUDA plan one launch of backend/cuda/chain.cu, and only the rewiring and the chains run
+ * there): each
  * op after the first is the only reader of the one before, has its shape, and its other input
  * is full-size or one element; a chain may end in a sum or mean over every element (the
  * trainer's Σ g² guard: mul → sum per gradient, then the adds of the partial sums). The last
@@ -344,7 +346,7 @@ static int form_chains(kn__ir *ir, int *readers)
     return fused;
 }
 
-int kn__pass_fuse(kn__ir *ir, bool chains)
+int kn__pass_fuse(kn__ir *ir, bool chains, bool device)
 {
     int n = ir->n, fused = 0;
     int *readers = kn__calloc((size_t)n + 1, sizeof(int));
@@ -362,7 +364,7 @@ int kn__pass_fuse(kn__ir *ir, bool chains)
             for (int s = 0; s < v->nsrc; s++)
                 readers[v->src[s]]++;
     }
-    int rewritten = rewrite_ce(ir, readers);
+    int rewritten = device ? 0 : rewrite_ce(ir, readers);
     if (rewritten < 0) {
         kn__free(readers);
         kn__free(act_of);
@@ -379,7 +381,7 @@ int kn__pass_fuse(kn__ir *ir, bool chains)
     }
     if (ir->training)
         rewire_backward(ir, readers, act_of, rewirable);
-    for (int i = 0; i < n; i++) {
+    for (int i = 0; i < n && !device; i++) { /* epilogues */
         const kn__ir_node *v = &ir->nodes[i];
         const kn_node *nd = v->node;
         if (!(v->flags & KN__IR_LIVE) || (v->flags & KN__IR_FOLDED) || v->nsrc < 1 || nd->dtype != KN_F32)

@@ -151,5 +151,6 @@ kn_status kn__cuda_plan_fetch(kn__cuda_plan *d, int i, char *msg, size_t size)
 }
 
 int kn__cuda_plan_num_fallbacks(const kn__cuda_plan *d) { (void)d; return 0; }
+int kn__cuda_plan_num_grouped(const kn__cuda_plan *d) { (void)d; return 0; }
 bool kn__cuda_plan_uses_graph(const kn__cuda_plan *d) { (void)d; return false; }
 #endif

@@ -224,8 +224,8 @@ kn_status kn_plan_compile(kn_plan **out, kn_graph *g, kn_node *const *outputs, i
         ir->n_dead += dce ? kn__pass_dce(ir) : 0;
         kn__ir_drop_dead_values(ir);
     }
-    /* fused steps run CPU kernels (epilogues, chains): CPU plans only for now */
-    if ((p->passes & KN_PASS_FUSE) && !cuda && kn__pass_fuse(ir, !p->opts.debug_numerics) < 0)
+    /* CUDA plans: chains only (chain.cu), no epilogues */
+    if ((p->passes & KN_PASS_FUSE) && kn__pass_fuse(ir, !p->opts.debug_numerics, cuda) < 0)
         return compile_fail(p, KN_ERR_OOM, "plan: out of memory in fusion");
     kn__ir_schedule(ir);
 
@@ -347,6 +347,7 @@ const kn_plan_opts *kn__plan_opts(const kn_plan *p) { return &p->opts; }
 int kn__plan_step_node(const kn_plan *p, int s) { return p->steps[s].v; }
 const kn__kargs *kn__plan_step_args(const kn_plan *p, int s) { return &p->steps[s].args; }
 size_t kn__plan_param_bytes(const kn_plan *p) { return p->param_bytes; }
+bool kn__plan_fuses(const kn_plan *p) { return (p->passes & KN_PASS_FUSE) != 0; }
 void kn__plan_add_step_seconds(kn_plan *p, int s, double seconds) { p->steps[s].seconds += seconds; }
 
 static void refresh(kn_plan *p)
@@ -562,6 +563,7 @@ kn_status kn_plan_get_stats(const kn_plan *p, kn_plan_stats *out)
     out->folded = p->ir.n_folded;
     out->inplace = p->ir.n_inplace;
     out->fused = p->ir.n_fused;
+    out->grouped = p->dev ? kn__cuda_plan_num_grouped(p->dev) : 0;
     for (int b = 0; b < p->mem.n_bufs; b++)
         out->buffers += p->mem.bufs[b].owner >= 0;
     out->arena_bytes = p->arena_bytes;

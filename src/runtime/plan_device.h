@@ -36,6 +36,7 @@ void kn__cuda_plan_cancel_prefetch(kn__cuda_plan *d, int i);
 /* Copies IR node i's value from the device to its host address (kn__plan_addr). */
 kn_status kn__cuda_plan_fetch(kn__cuda_plan *d, int i, char *msg, size_t size);
 int kn__cuda_plan_num_fallbacks(const kn__cuda_plan *d);
+int kn__cuda_plan_num_grouped(const kn__cuda_plan *d); /* steps run inside a grouped launch */
 bool kn__cuda_plan_uses_graph(const kn__cuda_plan *d);
 
 /* ---- provided by plan.c to the device side ---- */
@@ -47,6 +48,7 @@ const kn__kargs *kn__plan_step_args(const kn_plan *p, int s); /* host arguments 
  * the plan's step counter drives randomness); message in the plan's error buffer. */
 kn_status kn__plan_run_step_host(kn_plan *p, int s);
 size_t kn__plan_param_bytes(const kn_plan *p);               /* graph parameter bytes at compile */
+bool kn__plan_fuses(const kn_plan *p); /* the fuse pass is on: the device side may fuse too (grouped updates) */
 void kn__plan_add_step_seconds(kn_plan *p, int s, double seconds); /* opts.profile: time of step s */
 
 #endif

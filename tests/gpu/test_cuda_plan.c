@@ -4,8 +4,10 @@
  * a plan runs, none when a plan is compiled again); the CPU fallback (ops forced off the GPU
  * with KILN_CUDA_FALLBACK_OPS give the same results); CUDA-graph replay against eager runs
  * (with dropout, so a frozen step counter would show); parameters written on the host reach
- * the device; inputs prefetched during a run (kn_plan_prefetch_input); bad labels give KN_ERR_RANGE; out-of-memory and bad-device messages. Without a
- * GPU it exits 77 (skipped), never passes. */
+ * the device; inputs prefetched during a run (kn_plan_prefetch_input); fused steps (elementwise
+ * chains in one kernel, optimizer updates grouped into one multi-tensor launch) equal to the
+ * unfused plan bit for bit; bad labels give KN_ERR_RANGE; out-of-memory and bad-device
+ * messages. Without a GPU it exits 77 (skipped), never passes. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -348,6 +350,165 @@ static void test_errors(int count)
     kn_graph_free(m.g);
 }
 
+/* ---- fused steps (KN_PASS_FUSE) ---- */
+
+/* Four least-squares losses mean((p_k·x_k − y_k)²), k = 0..3, summed; p_0, p_1 updated by SGD
+ * with momentum (Nesterov), p_2, p_3 by AdamW: one group each, over parameters of several
+ * chunks (40,000 and 20,000 elements) and of a few; plus two forward-only chains of every
+ * elementwise op the chains take, with a one-element input, ending in a sum over 3,000
+ * elements and a mean over 50. */
+static const int64_t fused_n[4] = {40000, 100, 20000, 7};
+
+typedef struct fused_net {
+    kn_graph *g;
+    kn_node *x[4], *y[4], *u, *z, *lr, *t;
+    kn_node *p[4];
+    kn_node *outs[12];
+    int n_outs;
+} fused_net;
+
+/* A long chain over x: every unary op and activation, then a binary op with a one-element
+ * input c. */
+static kn_node *long_chain(kn_graph *g, kn_node *x, kn_node *c)
+{
+    kn_node *t = kn_graph_scale(g, x, 0.5, 0.1);
+    t = kn_graph_gelu(g, t);
+    t = kn_graph_silu(g, t);
+    t = kn_graph_leaky_relu(g, t, 0.1);
+    t = kn_graph_clamp(g, t, -2, 2);
+    t = kn_graph_exp(g, t);
+    t = kn_graph_log(g, kn_graph_add(g, t, c));
+    t = kn_graph_sqrt(g, kn_graph_abs(g, kn_graph_neg(g, t)));
+    t = kn_graph_sigmoid(g, kn_graph_tanh(g, t));
+    t = kn_graph_relu(g, kn_graph_sub(g, t, c));
+    return kn_graph_div(g, kn_graph_pow(g, kn_graph_add(g, t, c), c), c);
+}
+
+static void fused_build(fused_net *m)
+{
+    memset(m, 0, sizeof *m);
+    kn_graph *g = m->g = kn_graph_new();
+    kn_graph_set_seed(g, 5);
+    char name[32];
+    kn_node *loss = NULL;
+    for (int k = 0; k < 4; k++) {
+        const int64_t n = fused_n[k];
+        snprintf(name, sizeof name, "x%d", k);
+        m->x[k] = kn_graph_input(g, name, KN_F32, 1, &n);
+        snprintf(name, sizeof name, "y%d", k);
+        m->y[k] = kn_graph_input(g, name, KN_F32, 1, &n);
+        snprintf(name, sizeof name, "p%d", k);
+        m->p[k] = kn_graph_param(g, name, KN_F32, 1, &n, true);
+        kn_graph_param_init(g, m->p[k], KN_INIT_UNIFORM, -1, 1);
+        kn_node *d = kn_graph_sub(g, kn_graph_mul(g, m->p[k], m->x[k]), m->y[k]);
+        kn_node *l = kn_graph_mean(g, kn_graph_mul(g, d, d), 0, false);
+        loss = loss ? kn_graph_add(g, loss, l) : l;
+    }
+    m->u = kn_graph_input(g, "u", KN_F32, 1, (int64_t[]){3000});
+    m->z = kn_graph_input(g, "z", KN_F32, 1, (int64_t[]){50});
+    m->lr = kn_graph_input(g, "lr", KN_F32, 0, NULL);
+    m->t = kn_graph_input(g, "t", KN_F32, 0, NULL);
+    kn_node *c = kn_graph_scalar(g, KN_F32, 1.5);
+    kn_node *grads[4] = {0};
+    kn_graph_backward(g, loss, m->p, 4, grads);
+    m->outs[m->n_outs++] = loss;
+    m->outs[m->n_outs++] = long_chain(g, m->u, c);
+    m->outs[m->n_outs++] = kn_graph_sum(g, kn_graph_mul(g, long_chain(g, m->u, c), m->u), 0, false);
+    m->outs[m->n_outs++] = kn_graph_mean(g, kn_graph_tanh(g, kn_graph_mul(g, m->z, m->z)), 0, false);
+    for (int k = 0; k < 4; k++) {
+        const int64_t n = fused_n[k];
+        kn_node *s[2];
+        for (int j = 0; j < 2; j++) {
+            snprintf(name, sizeof name, "p%d.state%d", k, j);
+            s[j] = kn_graph_param(g, name, KN_F32, 1, &n, false);
+        }
+        m->outs[m->n_outs++] = k < 2 ? kn_graph_sgd_update(g, m->p[k], grads[k], m->lr, s[0], 0.9, 1e-3, true)
+                                     : kn_graph_adam_update(g, m->p[k], grads[k], m->lr, m->t, s[0], s[1], 0.9,
+                                                            0.999, 1e-8, 1e-2, true);
+    }
+    CHECK(kn_graph_status(g) == KN_OK, "building the fused-step net: %s", kn_graph_error(g));
+}
+
+static void fused_feed(kn_plan *p, const fused_net *m, int step)
+{
+    for (int k = 0; k < 4; k++) {
+        float *x = kn_plan_input_data(p, m->x[k]), *y = kn_plan_input_data(p, m->y[k]);
+        for (int64_t i = 0; x && y && i < fused_n[k]; i++) {
+            x[i] = (float)kn_rng_uniform(21 + k, (uint64_t)step, (uint64_t)i) * 2 - 1;
+            y[i] = (float)kn_rng_uniform(31 + k, (uint64_t)step, (uint64_t)i) - 0.5f;
+        }
+    }
+    float *u = kn_plan_input_data(p, m->u), *z = kn_plan_input_data(p, m->z);
+    for (int i = 0; u && i < 3000; i++)
+        u[i] = (float)kn_rng_uniform(41, (uint64_t)step, (uint64_t)i) * 8 - 4;
+    for (int i = 0; z && i < 50; i++)
+        z[i] = (float)kn_rng_uniform(43, (uint64_t)step, (uint64_t)i) * 2 - 1;
+    *(float *)kn_plan_input_data(p, m->lr) = 0.05f;
+    *(float *)kn_plan_input_data(p, m->t) = (float)(step + 1);
+}
+
+static void test_fused_steps(void)
+{
+    fused_net f, u, c;
+    fused_build(&f);
+    fused_build(&u);
+    fused_build(&c);
+    kn_plan *fp = NULL, *up = NULL, *cp = NULL;
+    kn_plan_opts o = {.backend = KN_BACKEND_CUDA, .training = true, .threads = 2, .passes = KN_PASS_ALL};
+    CHECK_OK(kn_plan_compile(&fp, f.g, f.outs, f.n_outs, &o));
+    o.passes = KN_PASS_ALL & ~KN_PASS_FUSE;
+    CHECK_OK(kn_plan_compile(&up, u.g, u.outs, u.n_outs, &o));
+    o.backend = KN_BACKEND_CPU;
+    CHECK_OK(kn_plan_compile(&cp, c.g, c.outs, c.n_outs, &o));
+    if (!fp || !up || !cp)
+        goto done;
+    kn_plan_stats fs, us;
+    kn_plan_get_stats(fp, &fs);
+    kn_plan_get_stats(up, &us);
+    printf("fused steps on CUDA: %d steps (%d fused nodes, %d in grouped updates) against %d unfused\n", fs.steps,
+           fs.fused, fs.grouped, us.steps);
+    CHECK(fs.fused >= 20 && fs.steps < us.steps, "chains: %d fused nodes, %d steps against %d", fs.fused, fs.steps,
+          us.steps);
+    CHECK(fs.grouped == 2 && us.grouped == 0, "grouped updates: %d with fuse, %d without (want 2: one per optimizer)",
+          fs.grouped, us.grouped);
+    CHECK(kn_plan_num_fallbacks(fp) == 0, "%d fallback steps", kn_plan_num_fallbacks(fp));
+    for (int step = 0; step < 3; step++) {
+        fused_feed(fp, &f, step);
+        fused_feed(up, &u, step);
+        fused_feed(cp, &c, step);
+        CHECK_OK(kn_plan_run(fp));
+        CHECK_OK(kn_plan_run(up));
+        CHECK_OK(kn_plan_run(cp));
+        for (int o2 = 0; o2 < 4; o2++) {
+            int64_t n = kn_node_numel(f.outs[o2]);
+            const float *a = kn_plan_data(fp, f.outs[o2]), *b = kn_plan_data(up, u.outs[o2]),
+                        *r = kn_plan_data(cp, c.outs[o2]);
+            CHECK(a && b && r, "output %d not readable", o2);
+            if (!a || !b || !r)
+                continue;
+            CHECK(!memcmp(a, b, (size_t)n * sizeof(float)), "step %d output %d: the fused plan differs from the unfused",
+                  step, o2);
+            double e = rel_err(a, r, n);
+            CHECK(e <= 1e-5, "step %d output %d: %.3g from the CPU", step, o2, e);
+        }
+    }
+    for (int k = 0; k < 4; k++) { /* the parameters after three grouped updates */
+        const float *a = kn_graph_param_data(f.g, f.p[k]), *b = kn_graph_param_data(u.g, u.p[k]),
+                    *r = kn_graph_param_data(c.g, c.p[k]);
+        CHECK(a && b && r && !memcmp(a, b, (size_t)fused_n[k] * sizeof(float)),
+              "parameter p%d: grouped updates differ from one launch per parameter", k);
+        double e = a && r ? rel_err(a, r, fused_n[k]) : 1;
+        CHECK(e <= 1e-5, "parameter p%d: %.3g from the CPU", k, e);
+    }
+done:
+    kn_plan_free(fp);
+    kn_plan_free(up);
+    kn_plan_free(cp);
+    kn_graph_free(f.g);
+    kn_graph_free(u.g);
+    kn_graph_free(c.g);
+}
+
 int main(void)
 {
     int count = 0;
@@ -360,6 +521,7 @@ int main(void)
     CHECK_OK(kn_cuda_device_name(0, name, sizeof name));
     printf("device 0: %s\n", name);
     test_matches_cpu();
+    test_fused_steps();
     test_allocator();
     test_fallback();
     test_graph_replay();

@@ -337,8 +337,8 @@ cudnnStatus_t cudnnSetStream(cudnnHandle_t h, cudaStream_t s)
 
 /* ---- the mock kernel table: CPU kernels on device buffers ----------------------------------- */
 
-static kn__backend_kernel table[KN_OP_COUNT];
-long n_device_steps;
+static kn__backend_kernel table[KN__CUDA_TABLE_SIZE];
+long n_device_steps, n_chain_steps, n_group_steps;
 
 static kn_status run_kernel(const kn__kargs *a)
 {
@@ -349,7 +349,15 @@ static kn_status run_kernel(const kn__kargs *a)
     b.err = err;
     b.err_size = sizeof err;
     b.device = NULL;
-    kn_status rc = kn__cpu_kernel(a->node->op)->fn(&b);
+    if (a->group) { /* a grouped update: each member's CPU kernel, in order */
+        for (int k = 0; k < a->group->n; k++) {
+            kn_status rc = run_kernel(&a->group->members[k]);
+            if (rc)
+                return rc;
+        }
+        return KN_OK;
+    }
+    kn_status rc = a->chain ? kn__cpu_chain_run(&b) : kn__cpu_kernel(a->node->op)->fn(&b);
     if (rc == KN_ERR_RANGE) { /* a device kernel records bad data instead of returning it */
         if (!c->data_error->code) {
             c->data_error->code = KN_ERR_RANGE;
@@ -375,11 +383,27 @@ static kn_status mock_kernel(const kn__kargs *a)
         snprintf(what, sizeof what, "%s (node %d): dst is not device memory", kn__op_names[n->op], n->id);
         violation(what);
     }
-    for (int i = 0; i < n->nsrc; i++)
+    for (int i = 0; i < n->nsrc && !a->chain; i++)
         if (kn__nbytes(n->src[i]) && !is_dev(a->src[i], kn__nbytes(n->src[i]))) {
             snprintf(what, sizeof what, "%s (node %d): src %d is not device memory", kn__op_names[n->op], n->id, i);
             violation(what);
         }
+    for (int j = 0; a->chain && j < a->chain->n_ops; j++) { /* a chain's inputs: its ops' external operands */
+        const kn_node *o = a->chain->ops[j].node;
+        for (int i = 0; i < o->nsrc && i < 2; i++) {
+            int in = a->chain->ops[j].in[i];
+            if (in >= 0 && kn__nbytes(o->src[i]) && !is_dev(a->src[in], kn__nbytes(o->src[i]))) {
+                snprintf(what, sizeof what, "chain op %s (node %d): input slot %d is not device memory",
+                         kn__op_names[o->op], o->id, in);
+                violation(what);
+            }
+        }
+    }
+    for (int k = 0; a->group && k < a->group->n; k++)
+        if (!is_dev(a->group->members[k].src[0], kn__nbytes(a->group->members[k].node)))
+            violation("a grouped update's parameter is not device memory");
+    n_chain_steps += a->chain != NULL;
+    n_group_steps += a->group != NULL;
     if (a->work && !is_dev(a->work, 1))
         violation("workspace is not device memory");
     n_device_steps++;
@@ -409,6 +433,10 @@ kn_status kn__cuda_check_data(const kn__kargs *a)
 
 const kn__backend_kernel *kn__cuda_kernel(int op)
 {
+    if (op == KN__CUDA_OP_CHAIN || op == KN__CUDA_OP_UPDATES) { /* run_kernel: the CPU chain, each member */
+        table[op].fn = mock_kernel;
+        return &table[op];
+    }
     if (op < 0 || op >= KN_OP_COUNT)
         return NULL;
     const kn__backend_kernel *c = kn__cpu_kernel(op);

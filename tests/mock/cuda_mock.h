@@ -12,6 +12,8 @@ extern long n_launches;           /* cudaGraphLaunch calls */
 extern long n_captures;           /* stream captures */
 extern long n_d2h;                /* device-to-host copies */
 extern long n_device_steps;       /* calls of "CUDA kernels" */
+extern long n_chain_steps;        /* of which fused elementwise chains (chain.cu on a GPU) */
+extern long n_group_steps;        /* of which grouped optimizer updates (one multi-tensor launch) */
 extern long violations;           /* breaches of the device model; the first is described: */
 extern char first_violation[512];
 

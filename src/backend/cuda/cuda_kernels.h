@@ -60,13 +60,31 @@ typedef struct kn__cuda_ctx {
 
 enum { KN_CUDA_MATH_FP32 = 0, KN_CUDA_MATH_TF32 = 1, KN_CUDA_MATH_BF16 = 2 };
 
+/* Table entries past the ops: the fused steps the CUDA plan forms. CHAIN runs a fused
+ * elementwise chain (kn__kargs.chain; chain.cu); UPDATES a group of optimizer updates of one
+ * op and the same settings as one multi-tensor launch (kn__kargs.group; optim.cu). */
+enum { KN__CUDA_OP_CHAIN = KN_OP_COUNT, KN__CUDA_OP_UPDATES, KN__CUDA_TABLE_SIZE };
+
+/* One chunk of a grouped update's work (update_group.c builds the table, optim.cu reads it):
+ * n elements from the given element of a member's parameter, gradient and state (s1: momentum
+ * buffer or exp_avg; s2: exp_avg_sq; NULL when the optimizer has none). */
+#define KN_CUDA_UPDATE_CHUNK 16384
+typedef struct kn__cuda_update_chunk {
+    float *p;
+    const float *g;
+    float *s1, *s2;
+    long long n;
+} kn__cuda_update_chunk;
+
 #ifdef __cplusplus
 extern "C" {
 #endif
-/* The table, filled once by kn__cuda_register_* (one per family file, like the CPU's). */
+/* The table, filled once by kn__cuda_register_* (one per family file, like the CPU's);
+ * op < KN__CUDA_TABLE_SIZE (the ops, then the fused steps above). */
 const kn__backend_kernel *kn__cuda_kernel(int op);
 bool kn__cuda_supports(const kn_node *n);
 void kn__cuda_register_elementwise(kn__backend_kernel *t); /* binary, unary, activation, cast, unary_bwd */
+void kn__cuda_register_chain(kn__backend_kernel *t);       /* fused elementwise chains */
 void kn__cuda_register_reduce(kn__backend_kernel *t);      /* sum, mean, max, min, argmax, maxmin_bwd */
 void kn__cuda_register_softmax(kn__backend_kernel *t);     /* softmax, log_softmax and their bwd */
 void kn__cuda_register_loss(kn__backend_kernel *t);        /* softmax_ce (+bwd), nll, mse, bce, kl_div */
@@ -77,7 +95,17 @@ void kn__cuda_register_norm(kn__backend_kernel *t);
 void kn__cuda_register_random(kn__backend_kernel *t);      /* dropout */
 void kn__cuda_register_shape(kn__backend_kernel *t);       /* view/expand/permute/concat/slice/pad, embedding */
 void kn__cuda_register_data(kn__backend_kernel *t);        /* load_batch */
-void kn__cuda_register_optim(kn__backend_kernel *t);       /* sgd/adam updates */
+void kn__cuda_register_optim(kn__backend_kernel *t);       /* sgd/adam updates, grouped updates */
+
+/* Grouped optimizer updates (update_group.c): whether update step b (its device arguments)
+ * may join the group members[0 .. n) — same op, attributes, lr and t, in place, and touching
+ * no buffer another member writes — so that one multi-tensor launch (optim.cu) computes what
+ * the steps would one by one. */
+bool kn__cuda_update_joins(const kn__kargs *members, int n, const kn__kargs *b);
+/* Builds g's device chunk table (kn__cuda_update_chunk, KN_CUDA_UPDATE_CHUNK elements each)
+ * from g->members, uploads it on stream s and waits; sets g->table and g->n_chunks. The
+ * caller frees g->table with kn__cuda_free. */
+kn_status kn__cuda_update_table(kn__group *g, int device, cudaStream_t s, char *msg, size_t size);
 #ifdef __cplusplus
 }
 #endif

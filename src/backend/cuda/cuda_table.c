@@ -11,7 +11,7 @@
 
 #include "cuda_kernels.h"
 
-static kn__backend_kernel table[KN_OP_COUNT];
+static kn__backend_kernel table[KN__CUDA_TABLE_SIZE];
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 
 typedef void (*register_fn)(kn__backend_kernel *t);
@@ -21,6 +21,9 @@ static void fill_table(void)
     static const register_fn families[] = {
 #ifdef KN_CUDA_FAMILY_ELEMENTWISE
         kn__cuda_register_elementwise,
+#endif
+#ifdef KN_CUDA_FAMILY_CHAIN
+        kn__cuda_register_chain,
 #endif
 #ifdef KN_CUDA_FAMILY_REDUCE
         kn__cuda_register_reduce,
@@ -64,7 +67,7 @@ static void fill_table(void)
 const kn__backend_kernel *kn__cuda_kernel(int op)
 {
     pthread_once(&once, fill_table);
-    if (op < 0 || op >= KN_OP_COUNT || !table[op].fn)
+    if (op < 0 || op >= KN__CUDA_TABLE_SIZE || !table[op].fn)
         return NULL;
     return &table[op];
 }

@@ -3,12 +3,11 @@
  * activations (relu, leaky_relu, sigmoid, tanh, gelu, silu) and unary_bwd (dy·f'(x)), plus
  * cast between any two dtypes (bit-exact with kn_convert: f16/bf16 round to nearest even,
  * float→int truncates and saturates, NaN→0). The scalar math is the shared
- * src/ops/activation_math.h, so the GPU computes what the CPU computes. One grid-stride
- * kernel per (op) via templates; a fast path when no input broadcasts.
- * Not here: fused elementwise chains (a later graph pass), f16/bf16 arithmetic (cast first). */
-#include "cuda_kern_util.cuh"
-
-#include "ops/activation_math.h"
+ * src/ops/activation_math.h (through elementwise_math.cuh, which the fused chains of chain.cu
+ * share), so the GPU computes what the CPU computes. One grid-stride kernel per (op) via
+ * templates; a fast path when no input broadcasts.
+ * Not here: f16/bf16 arithmetic (cast first). */
+#include "elementwise_math.cuh"
 
 /* ---- binary with broadcasting ------------------------------------------------------------- */
 
@@ -20,24 +19,13 @@ struct kn__cu_bcast {
     int64_t sb[KN_MAX_DIMS];
 };
 
-template <int OP> __device__ __forceinline__ float binary_op(float u, float v)
-{
-    switch (OP) {
-    case KN_OP_ADD: return u + v;
-    case KN_OP_SUB: return u - v;
-    case KN_OP_MUL: return u * v;
-    case KN_OP_DIV: return u / v;
-    default: return powf(u, v);
-    }
-}
-
 /* Same shapes: y[i] = a[i] op b[i]. */
 template <int OP>
 __global__ void binary_f32_kernel(int64_t n, const float *__restrict__ a, const float *__restrict__ b,
                                   float *__restrict__ y)
 {
     KN_CU_GRID_LOOP(i, n)
-    y[i] = binary_op<OP>(a[i], b[i]);
+    y[i] = kn__cu_binary_op<OP>(a[i], b[i]);
 }
 
 /* Broadcasting: the offsets of output index i in a and b from the shape walk. */
@@ -54,7 +42,7 @@ __global__ void binary_bcast_f32_kernel(int64_t n, const float *__restrict__ a, 
             oa += idx * s.sa[d];
             ob += idx * s.sb[d];
         }
-        y[i] = binary_op<OP>(a[oa], b[ob]);
+        y[i] = kn__cu_binary_op<OP>(a[oa], b[ob]);
     }
 }
 
@@ -96,30 +84,11 @@ static kn_status binary_f32(const kn__kargs *a)
 
 /* ---- unary ops and activations: y = f(x; a, b) --------------------------------------------- */
 
-template <int OP> __device__ __forceinline__ float unary_op(float x, float a, float b)
-{
-    switch (OP) {
-    case KN_OP_NEG: return -x;
-    case KN_OP_EXP: return expf(x);
-    case KN_OP_LOG: return logf(x);
-    case KN_OP_SQRT: return sqrtf(x);
-    case KN_OP_ABS: return fabsf(x);
-    case KN_OP_CLAMP: return kn__clamp_f32(x, a, b);
-    case KN_OP_SCALE: return a * x + b;
-    case KN_OP_RELU: return kn__relu_f32(x, a, b);
-    case KN_OP_LEAKY_RELU: return kn__leaky_relu_f32(x, a, b);
-    case KN_OP_SIGMOID: return kn__sigmoid_f32(x, a, b);
-    case KN_OP_TANH: return kn__tanh_f32(x, a, b);
-    case KN_OP_GELU: return 0.5f * x * erfcf(-x * (float)KN__SQRT1_2); /* see stable_deriv below */
-    default: return kn__silu_f32(x, a, b);
-    }
-}
-
 template <int OP>
 __global__ void unary_f32_kernel(int64_t n, const float *__restrict__ x, float *__restrict__ y, float a, float b)
 {
     KN_CU_GRID_LOOP(i, n)
-    y[i] = unary_op<OP>(x[i], a, b);
+    y[i] = kn__cu_unary_op<OP>(x[i], a, b);
 }
 
 template <int OP> static kn_status unary_launch(const kn__kargs *k)

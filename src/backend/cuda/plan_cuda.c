@@ -41,6 +41,7 @@ typedef struct dstep {
     int v;                          /* IR index */
     const kn__backend_kernel *k;    /* NULL: the host kernel on copies */
     kn__kargs args;                 /* device addresses (k != NULL) */
+    bool grouped;                   /* run by an earlier step's grouped launch: skipped */
 } dstep;
 
 struct kn__cuda_plan {
@@ -64,6 +65,8 @@ struct kn__cuda_plan {
     bool host_registered;           /* the host arena is pinned */
     dstep *steps;
     int n_steps, n_fallbacks;
+    kn__group *groups;              /* grouped optimizer updates (update_group.c) */
+    int n_groups;
     int *inputs;                    /* IR indices of the inputs held in the arena */
     int n_inputs;
     unsigned char *inbox;           /* device: a second buffer per input, filled by prefetches */
@@ -245,6 +248,11 @@ void kn__cuda_plan_free(kn__cuda_plan *d)
     if (d->ctx.stream)
         (void)cudaStreamDestroy(d->ctx.stream);
     (void)cudaGetLastError();
+    for (int k = 0; k < d->n_groups; k++) {
+        kn__free((void *)d->groups[k].members);
+        kn__cuda_free(d->device, (void *)d->groups[k].table);
+    }
+    kn__free(d->groups);
     kn__free(d->steps);
     kn__free(d->inputs);
     kn__free(d->inbox_off);
@@ -367,6 +375,63 @@ static kn_status upload_constants(kn__cuda_plan *d, char *msg, size_t size)
     return st;
 }
 
+/* The chain kernel when every op of chain c has a CUDA kernel (and none is forced to the CPU
+ * with KILN_CUDA_FALLBACK_OPS), else NULL: the chain step then runs on the host. */
+static const kn__backend_kernel *chain_kernel(const kn__chain *c)
+{
+    for (int j = 0; j < c->n_ops; j++)
+        if (!kn__cuda_supports(c->ops[j].node))
+            return NULL;
+    return kn__cuda_kernel(KN__CUDA_OP_CHAIN);
+}
+
+/* Each run of two or more consecutive update steps that join (update_group.c) becomes one
+ * multi-tensor launch in its first step's place; the others are skipped. */
+static kn_status group_updates(kn__cuda_plan *d, char *msg, size_t size)
+{
+    const kn__backend_kernel *k = kn__cuda_kernel(KN__CUDA_OP_UPDATES);
+    if (!k)
+        return KN_OK;
+    for (int s = 0; s < d->n_steps;) {
+        int e = s;
+        kn__kargs *members = NULL;
+        for (; e < d->n_steps && d->steps[e].k; e++) {
+            if (!kn__cuda_update_joins(members, e - s, &d->steps[e].args))
+                break;
+            kn__kargs *m = kn__realloc(members, (size_t)(e - s) * sizeof *m, (size_t)(e - s + 1) * sizeof *m);
+            if (!m) {
+                kn__free(members);
+                snprintf(msg, size, "out of memory");
+                return KN_ERR_OOM;
+            }
+            members = m;
+            members[e - s] = d->steps[e].args;
+        }
+        if (e - s < 2) {
+            kn__free(members);
+            s = e > s ? e : s + 1;
+            continue;
+        }
+        if (!d->groups && !(d->groups = kn__calloc((size_t)d->n_steps / 2 + 1, sizeof *d->groups))) {
+            kn__free(members);
+            snprintf(msg, size, "out of memory");
+            return KN_ERR_OOM;
+        }
+        kn__group *g = &d->groups[d->n_groups++];
+        g->n = e - s;
+        g->members = members;
+        kn_status st = kn__cuda_update_table(g, d->device, d->ctx.stream, msg, size);
+        if (st)
+            return st;
+        d->steps[s].k = k;
+        d->steps[s].args.group = g;
+        for (int j = s + 1; j < e; j++)
+            d->steps[j].grouped = true;
+        s = e;
+    }
+    return KN_OK;
+}
+
 /* Every step: the CUDA kernel with device addresses, or the host kernel (logged). */
 static kn_status make_steps(kn__cuda_plan *d, char *msg, size_t size)
 {
@@ -387,23 +452,32 @@ static kn_status make_steps(kn__cuda_plan *d, char *msg, size_t size)
         const kn__ir_node *v = &ir->nodes[ds->v];
         const kn_node *n = v->node;
         size_t ws = 0;
-        if (!kn__cuda_step_supported(n, &ws)) {
+        const kn__backend_kernel *k = v->chain ? chain_kernel(v->chain)
+                                      : kn__cuda_step_supported(n, &ws) ? kn__cuda_kernel(n->op)
+                                                                        : NULL;
+        if (!k) {
             d->n_fallbacks++;
             if (logged++ < MAX_LOGGED_FALLBACKS)
-                fprintf(stderr, "kiln: plan: %s (node %d%s%s) has no CUDA kernel; it runs on the CPU with copies\n",
-                        kn__op_names[n->op], n->id, n->name[0] ? " " : "", n->name);
+                fprintf(stderr, "kiln: plan: %s%s (node %d%s%s) has no CUDA kernel; it runs on the CPU with copies\n",
+                        v->chain ? "a chain ending in " : "", kn__op_names[n->op], n->id, n->name[0] ? " " : "",
+                        n->name);
             continue;
         }
-        ds->k = kn__cuda_kernel(n->op);
-        ds->args = *kn__plan_step_args(p, s);
+        ds->k = k;
+        ds->args = *kn__plan_step_args(p, s); /* a chain step's args.chain comes with them */
         ds->args.dst = dev_addr(d, ds->v);
-        for (int i = 0; i < n->nsrc; i++)
+        for (int i = 0; i < v->nsrc; i++) /* the IR's inputs: a chain's are its external inputs */
             ds->args.src[i] = dev_addr(d, v->src[i]);
         int b = mem->scratch[v->pos];
         ds->args.work = ws && b >= 0 ? d->arena + mem->bufs[b].offset : NULL;
         ds->args.device = &d->ctx;
         ds->args.err = d->kmsg;
         ds->args.err_size = sizeof d->kmsg;
+    }
+    if (kn__plan_fuses(p)) {
+        kn_status st = group_updates(d, msg, size);
+        if (st)
+            return st;
     }
 #ifdef KN_CUDA_HAVE_DATA_CHECK
     d->checked = kn__alloc((size_t)(d->n_steps ? d->n_steps : 1) * sizeof(int));
@@ -412,7 +486,8 @@ static kn_status make_steps(kn__cuda_plan *d, char *msg, size_t size)
         return KN_ERR_OOM;
     }
     for (int s = 0; s < d->n_steps; s++)
-        if (d->steps[s].k && d->steps[s].args.work && kn__cuda_op_checks_data(ir->nodes[d->steps[s].v].node->op))
+        if (d->steps[s].k && !d->steps[s].grouped && d->steps[s].args.work &&
+            kn__cuda_op_checks_data(ir->nodes[d->steps[s].v].node->op))
             d->checked[d->n_checked++] = s;
     if (d->n_checked) {
         kn_status st = kn__cuda_malloc(d->device, (size_t)d->n_checked * RECORD_BYTES, (void **)&d->records, msg, size);
@@ -549,7 +624,7 @@ static kn_status run_host_step(kn__cuda_plan *d, const dstep *ds, char *msg, siz
     const kn_node *n = v->node;
     cudaStream_t s = d->ctx.stream;
     kn_status st = KN_OK;
-    for (int i = 0; i < n->nsrc && !st; i++) {
+    for (int i = 0; i < v->nsrc && !st; i++) { /* a chain's inputs are the IR node's */
         if (is_constant(ir, v->src[i]))
             continue; /* the host already has it */
         void *h = (void *)kn__plan_addr(d->p, v->src[i]), *dv = dev_addr(d, v->src[i]);
@@ -603,6 +678,8 @@ static kn_status enqueue_steps(kn__cuda_plan *d, char *msg, size_t size)
     for (int s = 0; s < d->n_steps; s++) {
         dstep *ds = &d->steps[s];
         kn_status rc;
+        if (ds->grouped)
+            continue;
         if (!ds->k) {
             double t0 = d->ev ? kn__now_seconds() : 0;
             if ((rc = run_host_step(d, ds, msg, size)) != KN_OK)
@@ -761,7 +838,7 @@ kn_status kn__cuda_plan_wait(kn__cuda_plan *d, char *msg, size_t size)
     }
     for (int s2 = 0; d->ev && s2 < d->n_steps; s2++) {
         float ms = 0;
-        if (d->steps[s2].k && cudaEventElapsedTime(&ms, d->ev[2 * s2], d->ev[2 * s2 + 1]) == cudaSuccess)
+        if (d->steps[s2].k && !d->steps[s2].grouped && cudaEventElapsedTime(&ms, d->ev[2 * s2], d->ev[2 * s2 + 1]) == cudaSuccess)
             kn__plan_add_step_seconds(d->p, s2, 1e-3 * ms);
     }
     (void)cudaGetLastError();
@@ -851,4 +928,12 @@ kn_status kn__cuda_plan_run(kn__cuda_plan *d, char *msg, size_t size)
 }
 
 int kn__cuda_plan_num_fallbacks(const kn__cuda_plan *d) { return d ? d->n_fallbacks : 0; }
+
+int kn__cuda_plan_num_grouped(const kn__cuda_plan *d)
+{
+    int n = 0;
+    for (int s = 0; d && s < d->n_steps; s++)
+        n += d->steps[s].grouped;
+    return n;
+}
 bool kn__cuda_plan_uses_graph(const kn__cuda_plan *d) { return d && d->graph_state == 1; }

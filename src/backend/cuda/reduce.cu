@@ -5,7 +5,7 @@
  * atomics. NaN rules of the reference: max/min skip NaN (v > acc is false for NaN), argmax
  * keeps the first strict maximum (and index 0 when x[0] is NaN).
  * Not here: mixed-precision accumulation (f32 in, f32 accumulate), reductions of f16/bf16. */
-#include "cuda_kern_util.cuh"
+#include "cuda_reduce.cuh"
 
 /* Input offsets: output index o walks the kept dims, reduced index j walks the reduced dims
  * (innermost last, so a reduction over the last axis reads contiguously). */
@@ -47,56 +47,14 @@ static void make_rdesc(const kn_node *x, uint32_t mask, kn__cu_rdesc *r, int64_t
     }
 }
 
-enum { R_SUM = 0, R_MEAN = 1, R_MAX = 2, R_MIN = 3 };
-
-template <int R> __device__ __forceinline__ float r_init()
-{
-    return R == R_MAX ? -INFINITY : R == R_MIN ? INFINITY : 0.0f;
-}
-
-template <int R> __device__ __forceinline__ float r_combine(float acc, float v)
-{
-    if (R == R_MAX)
-        return v > acc ? v : acc;
-    if (R == R_MIN)
-        return v < acc ? v : acc;
-    return acc + v;
-}
-
-/* G threads (32 or KN_CU_THREADS) per output; blockDim.x = KN_CU_THREADS, so a block holds
- * KN_CU_THREADS / G groups. Groups walk the outputs grid-stride. */
+/* G threads per output (cuda_reduce.cuh's grouped reduction); r walks the input. */
 template <int R, int G>
 __global__ void reduce_f32_kernel(int64_t outs, int64_t count, const float *__restrict__ x, float *__restrict__ y,
                                   kn__cu_rdesc r)
 {
-    __shared__ float part[KN_CU_THREADS];
-    const int groups_per_block = KN_CU_THREADS / G;
-    const int lane = threadIdx.x % G, grp = threadIdx.x / G;
-    /* every thread runs the same number of iterations, so the barriers below are uniform */
-    int64_t rounds = (outs + (int64_t)gridDim.x * groups_per_block - 1) / ((int64_t)gridDim.x * groups_per_block);
-    for (int64_t it = 0; it < rounds; it++) {
-        int64_t o = (it * gridDim.x + blockIdx.x) * groups_per_block + grp;
-        float acc = r_init<R>();
-        if (o < outs) {
-            int64_t base = walk(o, r.nk, r.kdim, r.kstride);
-            for (int64_t j = lane; j < count; j += G)
-                acc = r_combine<R>(acc, x[base + walk(j, r.nr, r.rdim, r.rstride)]);
-        }
-        part[threadIdx.x] = acc;
-        __syncthreads();
-        for (int s = G / 2; s > 0; s >>= 1) {
-            if (lane < s)
-                part[threadIdx.x] = r_combine<R>(part[threadIdx.x], part[threadIdx.x + s]);
-            __syncthreads();
-        }
-        if (lane == 0 && o < outs) {
-            float v = part[threadIdx.x];
-            if (R == R_MEAN)
-                v = count ? v / (float)count : NAN;
-            y[o] = v;
-        }
-        __syncthreads();
-    }
+    kn__cu_group_reduce<R, G>(
+        outs, count, y, [&](int64_t o) { return walk(o, r.nk, r.kdim, r.kstride); },
+        [&](int64_t base, int64_t j) { return x[base + walk(j, r.nr, r.rdim, r.rstride)]; });
 }
 
 template <int R> static kn_status reduce_launch(const kn__kargs *a)
@@ -110,7 +68,7 @@ template <int R> static kn_status reduce_launch(const kn__kargs *a)
         return KN_OK;
     const float *in = (const float *)a->src[0];
     float *out = (float *)a->dst;
-    if (count <= 64) {
+    if (kn__cu_reduce_group(count) == 32) {
         unsigned blocks = kn__cu_blocks(ctx, outs, KN_CU_THREADS / 32);
         reduce_f32_kernel<R, 32><<<blocks, KN_CU_THREADS, 0, ctx->stream>>>(outs, count, in, out, r);
     } else {
@@ -123,10 +81,10 @@ template <int R> static kn_status reduce_launch(const kn__kargs *a)
 static kn_status reduce_f32(const kn__kargs *a)
 {
     switch (a->node->op) {
-    case KN_OP_SUM: return reduce_launch<R_SUM>(a);
-    case KN_OP_MEAN: return reduce_launch<R_MEAN>(a);
-    case KN_OP_MAX: return reduce_launch<R_MAX>(a);
-    case KN_OP_MIN: return reduce_launch<R_MIN>(a);
+    case KN_OP_SUM: return reduce_launch<KN_CU_R_SUM>(a);
+    case KN_OP_MEAN: return reduce_launch<KN_CU_R_MEAN>(a);
+    case KN_OP_MAX: return reduce_launch<KN_CU_R_MAX>(a);
+    case KN_OP_MIN: return reduce_launch<KN_CU_R_MIN>(a);
     default: return kn__cu_fail(a, KN_ERR_UNSUPPORTED, "not a reduction");
     }
 }

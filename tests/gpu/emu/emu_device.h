@@ -49,6 +49,11 @@ inline unsigned long long atomicMin(unsigned long long *p, unsigned long long v)
 }
 inline unsigned __float_as_uint(float x) { unsigned u; memcpy(&u, &x, 4); return u; }
 inline float __uint_as_float(unsigned u) { float x; memcpy(&x, &u, 4); return x; }
+/* round-to-nearest arithmetic that nvcc never contracts into an FMA (g++ here makes no FMA) */
+inline float __fadd_rn(float a, float b) { return a + b; }
+inline float __fsub_rn(float a, float b) { return a - b; }
+inline float __fmul_rn(float a, float b) { return a * b; }
+inline float __fdiv_rn(float a, float b) { return a / b; }
 using std::isnan;
 using std::isfinite;
 extern cudaError_t emu_last_error;

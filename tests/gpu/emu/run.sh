@@ -1,7 +1,7 @@
 #!/bin/sh
 # run.sh — runs the GPU tests on the CPU emulator: the CUDA backend's sources as they are
 # (every .cu of src/backend/cuda rewritten by transform.py, plan_cuda.c, cuda_alloc.c,
-# cuda_table.c) against emulated CUDA runtime, cuBLASLt and cuDNN (this folder), to check
+# cuda_table.c, update_group.c) against emulated CUDA runtime, cuBLASLt and cuDNN (this folder), to check
 # the kernels' logic and accuracy and the plan's use of them on a machine without a GPU.
 #   EMU_TEST=ops (default): tests/gpu/test_cuda_ops.c, every op row against float64;
 #   EMU_TEST=plan: tests/gpu/test_cuda_plan.c, an MLP training step as a CUDA plan (cuBLASLt
@@ -36,7 +36,7 @@ for f in src/backend/cuda/*.cu; do
     python3 $EMU/transform.py "$f" "$OUTD/$n.cpp"
     g++ -std=c++20 $FLAGS $DEFS -c "$OUTD/$n.cpp" -o "$OUTD/$n.o"
 done
-for f in plan_cuda cuda_alloc cuda_table; do # not cublaslt_lazy.c: emu_cublaslt.cpp is the library
+for f in plan_cuda cuda_alloc cuda_table update_group; do # not cublaslt_lazy.c: emu_cublaslt.cpp is the library
     gcc -std=gnu11 $FLAGS $DEFS -c src/backend/cuda/$f.c -o "$OUTD/$f.o"
 done
 for f in emu_runtime emu_cublaslt emu_cudnn; do
