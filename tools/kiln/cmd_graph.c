@@ -108,17 +108,21 @@ int cmd_graph(int argc, char **argv)
     const char *model = NULL, *out_path = NULL;
     long long batch = 0;
     bool before = false, inference = false;
+    kn_backend_kind backend = KN_BACKEND_CPU;
+    int device = 0;
     for (int i = 2; i < argc; i++) {
         const char *v = NULL;
         int r = 0;
         if (cli_flag(argv, i, "--help") || cli_flag(argv, i, "-h")) {
-            printf("usage: kiln graph MODEL [--batch N] [--before|--after] [--inference] [-o FILE]\n"
+            printf("usage: kiln graph MODEL [--batch N] [--before|--after] [--inference] [--device D] [-o FILE]\n"
                    "  Writes the training step of MODEL (a .kiln file or a built-in name) as Graphviz DOT:\n"
                    "  --after (default) the plan after the graph passes, with each node's arena offset and\n"
                    "  size or 'in place', 'view', 'folded'; --before the raw graph. --batch defaults to the\n"
                    "  recipe's. Fused nodes are labelled with what they absorbed ('conv2d + batch_norm +\n"
                    "  relu', 'chain mul → sum'). Prints the passes' statistics and the arena sizes to\n"
                    "  stderr. KILN_PASSES=none|all|LIST (dce,cse,fold,fuse,inplace,memplan) picks the passes.\n"
+                   "  --device cuda[:N] shows the plan a GPU runs (no epilogues; elementwise chains; the\n"
+                   "  optimizer updates grouped into one launch, counted as 'grouped'); needs the GPU.\n"
                    "  Render with: dot -Tsvg FILE > graph.svg\n");
             return 0;
         } else if ((r = cli_opt(argc, argv, &i, "--batch", &v))) {
@@ -126,6 +130,9 @@ int cmd_graph(int argc, char **argv)
                 return 2;
         } else if ((r = cli_opt(argc, argv, &i, "-o", &v)) || (r = cli_opt(argc, argv, &i, "--out", &v))) {
             out_path = v;
+        } else if ((r = cli_opt(argc, argv, &i, "--device", &v))) {
+            if (r > 0 && !cli_device("graph", v, &backend, &device))
+                return 2;
         } else if (cli_flag(argv, i, "--before")) {
             before = true;
         } else if (cli_flag(argv, i, "--after")) {
@@ -157,7 +164,7 @@ int cmd_graph(int argc, char **argv)
     kn_plan *raw = NULL, *opt = NULL;
     int rc = 0;
     kn_status st = build(m, batch, inference, &s, &err);
-    kn_plan_opts po = {.backend = KN_BACKEND_CPU, .training = !inference, .passes = KN_PASS_NONE};
+    kn_plan_opts po = {.backend = backend, .device = device, .training = !inference, .passes = KN_PASS_NONE};
     if (!st && (st = kn_plan_compile(&raw, s.g, s.outs, s.n_outs, &po)))
         kn_error_set(&err, st, "compiling without passes: %s", kn_plan_last_error());
     po.passes = 0; /* the default pipeline (KILN_PASSES applies) */
@@ -176,10 +183,10 @@ int cmd_graph(int argc, char **argv)
         mib(sc, sizeof sc, b.scratch_bytes);
         fprintf(stderr,
                 "kiln graph: %s, %s step, batch %lld: %d nodes, %d steps before the passes, %d after "
-                "(%d merged, %d folded, %d dead, %d fused, %d in place)\n"
+                "(%d merged, %d folded, %d dead, %d fused, %d in place, %d grouped)\n"
                 "kiln graph: arena %s before the passes, %s after (peak live %s, largest scratch %s)\n",
                 model, inference ? "inference" : "training", batch, a.nodes, a.steps, b.steps, b.merged, b.folded,
-                b.dead, b.fused, b.inplace, ra, ob, pk, sc);
+                b.dead, b.fused, b.inplace, b.grouped, ra, ob, pk, sc);
         FILE *f = out_path ? fopen(out_path, "w") : stdout;
         if (!f) {
             fprintf(stderr, "kiln graph: cannot write %s\n", out_path);
