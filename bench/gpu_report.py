@@ -101,6 +101,22 @@ def main():
         except (ValueError, IndexError, TypeError):
             lines.append(f"- CPU reference (bench/results): {ref}")
 
+    nofuse = {}
+    for ln in read(os.path.join(log, "bench_nofuse.jsonl")).splitlines():
+        try:
+            r = json.loads(ln)
+            nofuse[(r["model"], r["batch"])] = r
+        except (ValueError, KeyError):
+            pass
+    if nofuse:
+        lines += ["", "## Fused steps (chains, grouped optimizer updates) vs KILN_PASSES without fuse", "",
+                  "| model | batch | fused (images/s) | not fused (images/s) | ratio |", "|---|---|---|---|---|"]
+        for key in sorted(nofuse):
+            f, u = kiln.get(key), nofuse[key]
+            ratio = f"{f['images_per_s'] / u['images_per_s']:.3f}" if f and u.get("images_per_s") else "—"
+            lines.append(f"| {key[0]} | {key[1]} | {f['images_per_s']:.0f} | {u['images_per_s']:.0f} | {ratio} |"
+                         if f else f"| {key[0]} | {key[1]} | — | {u['images_per_s']:.0f} | — |")
+
     same = read(os.path.join(log, "resident_identical.log")).strip()
     if same:
         lines += ["", "## Training set resident on the GPU (--resident-data) vs staged batches (model B, 1 epoch)", ""]

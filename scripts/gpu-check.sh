@@ -146,6 +146,16 @@ if [ "$BUILT" = 1 ]; then
             grep '^{' "$LOG/kiln_${m}_$b.log" >>"$LOG/bench.jsonl"
         fi
     done
+    # what the fused steps buy (chains, grouped optimizer updates): the same runs without fusion
+    : >"$LOG/bench_nofuse.jsonl"
+    for c in model_b:64 resnet_cifar:512; do
+        m=${c%%:*}
+        b=${c##*:}
+        if step "kiln_nofuse_${m}_$b" 60 env KILN_PASSES=dce,cse,fold,inplace,memplan "$BUILD/kiln" bench \
+            --model "$m" --batch "$b" --device cuda --warmup 5 --min-time "$MIN_TIME" --json; then
+            grep '^{' "$LOG/kiln_nofuse_${m}_$b.log" >>"$LOG/bench_nofuse.jsonl"
+        fi
+    done
 fi
 
 if [ "$BUILT" = 1 ]; then # where the time goes: per-op GPU times (events, no graph)
