@@ -250,8 +250,8 @@ static void test_teacher_in_graph(const char *teacher_ckpt, const kn_model *stud
             int32_t *yb = kn_plan_input_data(p, y);
             for (int i = 0; i < 16; i++) {
                 int e = step * 16 + i;
-                kn__normalize((const uint8_t *)ds->x + e * 64, KN_U8, 64, &snorm, xb + i * 64);
-                kn__normalize((const uint8_t *)ds->x + e * 64, KN_U8, 64, &d.norm,
+                kn__norm_example((const uint8_t *)ds->x + e * 64, KN_U8, 64, &snorm, xb + i * 64);
+                kn__norm_example((const uint8_t *)ds->x + e * 64, KN_U8, 64, &d.norm,
                               (float *)kn_plan_input_data(ip, ix) + i * 64);
                 yb[i] = ds->y[e];
             }

@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "../core/alloc.h"
+#include "../data/data_internal.h"
 #include "kiln/io.h"
 #include "session.h"
 
@@ -19,17 +20,16 @@ double kn__now(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-void kn__normalize(const void *raw, kn_dtype dt, int64_t size, const kn__norm *nm, float *dst)
+void kn__norm_example(const void *raw, kn_dtype dt, int64_t size, const kn__norm *nm, float *dst)
 {
-    float a = nm->scale / nm->std, b = -nm->mean / nm->std;
-    if (dt == KN_U8) {
+    if (dt == KN_U8) { /* the loader's own table, so test inputs are the training inputs' bits */
+        float lut[256], pad;
+        kn__normalise_bytes(nm->scale, nm->mean, nm->std, lut, &pad);
         const uint8_t *p = raw;
         for (int64_t i = 0; i < size; i++)
-            dst[i] = (float)p[i] * a + b;
+            dst[i] = lut[p[i]];
     } else {
-        const float *p = raw;
-        for (int64_t i = 0; i < size; i++)
-            dst[i] = p[i] * a + b;
+        kn__normalise(raw, size, nm->scale, nm->mean, nm->std, dst);
     }
 }
 
@@ -125,7 +125,7 @@ static kn_status eval_batch(kn__eval_branch *b, const kn_dataset *ds, const int6
     float *x = kn_plan_input_data(b->plan, b->x);
     for (int64_t i = 0; i < n; i++) {
         int64_t e = idx ? idx[first + i] : first + i;
-        kn__normalize((const char *)ds->x + (size_t)e * (size_t)size * esz, ds->dtype, size, nm, x + i * size);
+        kn__norm_example((const char *)ds->x + (size_t)e * (size_t)size * esz, ds->dtype, size, nm, x + i * size);
     }
     memset(x + n * size, 0, (size_t)((b->batch - n) * size) * sizeof(float));
     kn_status st = kn_plan_run(b->plan);

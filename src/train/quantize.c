@@ -189,7 +189,7 @@ static kn_status run_batch(qctx *c, const kn_dataset *ds, int64_t first, int64_t
     float *x = kn_plan_input_data(c->plan, c->x);
     for (int64_t i = 0; i < n; i++) {
         int64_t e = (first + i) * ds->n / total; /* spread evenly over the data set */
-        kn__normalize((const char *)ds->x + (size_t)e * (size_t)size * esz, ds->dtype, size, &c->norm, x + i * size);
+        kn__norm_example((const char *)ds->x + (size_t)e * (size_t)size * esz, ds->dtype, size, &c->norm, x + i * size);
     }
     kn_status st = kn_plan_run(c->plan);
     if (st)

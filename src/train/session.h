@@ -29,8 +29,9 @@ void kn__eval_free(kn__eval_branch *b);
 /* Evaluates examples idx[0..n) of ds (idx NULL: all). */
 kn_status kn__evaluate(kn__eval_branch *b, const kn_dataset *ds, const int64_t *idx, int64_t n, const kn__norm *nm,
                        kn_eval_result *res, kn_error *err);
-/* Normalises one raw example (u8 or f32) into dst. */
-void kn__normalize(const void *raw, kn_dtype dt, int64_t size, const kn__norm *nm, float *dst);
+/* Normalises one raw example (u8 or f32) into dst exactly as the loader does for training
+ * (kn__normalise, through its byte table for u8). */
+void kn__norm_example(const void *raw, kn_dtype dt, int64_t size, const kn__norm *nm, float *dst);
 /* Mean and standard deviation of the (scaled) training inputs. */
 void kn__norm_fit(const kn_dataset *ds, kn__norm *nm);
 /* Checks that a data set's example shape matches the model's input. */
