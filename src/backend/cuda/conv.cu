@@ -2,7 +2,9 @@
  * its backward ops, f32. Built with cuDNN (KN_HAVE_CUDNN) and given a handle (ctx->dnn), a node
  * runs through cuDNN's legacy convolution API: the first algorithm of cuDNN's ranking that fits
  * the shared workspace (and is deterministic when ctx->deterministic), FMA math unless
- * ctx->math allows tensor cores; no fitting algorithm → the direct kernels below. Those are
+ * ctx->math allows tensor cores; no fitting algorithm → the direct kernels below. The choice is
+ * made on the node's first call and kept in the plan's kn__cuda_algo_cache, so later runs and
+ * the CUDA-graph capture reuse it without asking cuDNN again. The direct kernels are
  * simple and obviously the reference's loops, FP32 exact whatever ctx->math says,
  * deterministic (no atomics):
  *   conv2d           one thread per output element, taps in the reference's (c, kh, kw) order;
@@ -205,6 +207,34 @@ template <typename Perf> static int dnn_pick(const Perf *perf, int count, size_t
     return -1;
 }
 
+/* The algorithm of direction KIND for node a->node: the plan's cached choice, else cuDNN's
+ * ranking (get(perf, count, &got)) through dnn_pick, cached for the next calls. -1: none fits. */
+template <typename Perf, int COUNT, class Get>
+static kn_status dnn_algo(const kn__kargs *a, const kn__cuda_ctx *ctx, int kind, size_t ws, const char *what, Get get,
+                          int *algo)
+{
+    bool hit;
+    kn__cuda_algo *slot = kn__cu_algo_slot(ctx, a->node, kind, 0, &hit); /* the node fixes the shapes */
+    if (hit) {
+        *algo = slot->algo;
+        return KN_OK;
+    }
+    Perf perf[COUNT];
+    int got = 0;
+    kn_status st = dnn_check(a, get(perf, COUNT, &got), what);
+    if (st)
+        return st;
+    int i = dnn_pick(perf, got, ws, ctx->deterministic);
+    *algo = i >= 0 ? (int)perf[i].algo : -1;
+    if (slot) {
+        slot->node = a->node;
+        slot->kind = kind;
+        slot->geometry = 0;
+        slot->algo = *algo;
+    }
+    return KN_OK;
+}
+
 /* Runs the node through cuDNN; *done false when no algorithm fits (nothing was enqueued). */
 static kn_status conv_dnn(const kn__kargs *a, const kn__cuda_ctx *ctx, const kn__conv_geom *q, bool *done)
 {
@@ -216,47 +246,52 @@ static kn_status conv_dnn(const kn__kargs *a, const kn__cuda_ctx *ctx, const kn_
     kn_status st = dnn_setup(a, ctx, q, &d);
     const float one = 1.0f, zero = 0.0f;
     size_t ws = ctx->gemm_workspace ? ctx->gemm_workspace_bytes : 0;
-    int got = 0, i;
+    int algo = -1;
     const kn_node *n = a->node;
     if (!st && n->op == KN_OP_CONV2D) {
-        cudnnConvolutionFwdAlgoPerf_t perf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
-        st = dnn_check(a,
-                       cudnnGetConvolutionForwardAlgorithm_v7(h, d.x, d.w, d.c, d.y, CUDNN_CONVOLUTION_FWD_ALGO_COUNT,
-                                                              &got, perf),
-                       "cudnnGetConvolutionForwardAlgorithm_v7");
-        if (!st && (i = dnn_pick(perf, got, ws, ctx->deterministic)) >= 0) {
+        st = dnn_algo<cudnnConvolutionFwdAlgoPerf_t, CUDNN_CONVOLUTION_FWD_ALGO_COUNT>(
+            a, ctx, KN_CUDA_ALGO_CONV_FWD, ws, "cudnnGetConvolutionForwardAlgorithm_v7",
+            [&](cudnnConvolutionFwdAlgoPerf_t *perf, int count, int *got) {
+                return cudnnGetConvolutionForwardAlgorithm_v7(h, d.x, d.w, d.c, d.y, count, got, perf);
+            },
+            &algo);
+        if (!st && algo >= 0) {
             st = dnn_check(a,
-                           cudnnConvolutionForward(h, &one, d.x, a->src[0], d.w, a->src[1], d.c, perf[i].algo,
-                                                   ctx->gemm_workspace, ws, &zero, d.y, a->dst),
+                           cudnnConvolutionForward(h, &one, d.x, a->src[0], d.w, a->src[1], d.c,
+                                                   (cudnnConvolutionFwdAlgo_t)algo, ctx->gemm_workspace, ws, &zero,
+                                                   d.y, a->dst),
                            "cudnnConvolutionForward");
             if (!st && n->nsrc == 3)
                 st = dnn_check(a, cudnnAddTensor(h, &one, d.b, a->src[2], &one, d.y, a->dst), "cudnnAddTensor (bias)");
             *done = true;
         }
     } else if (!st && n->op == KN_OP_CONV2D_BWD_DATA) {
-        cudnnConvolutionBwdDataAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
-        st = dnn_check(a,
-                       cudnnGetConvolutionBackwardDataAlgorithm_v7(h, d.w, d.y, d.c, d.x,
-                                                                   CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &got, perf),
-                       "cudnnGetConvolutionBackwardDataAlgorithm_v7");
-        if (!st && (i = dnn_pick(perf, got, ws, ctx->deterministic)) >= 0) {
+        st = dnn_algo<cudnnConvolutionBwdDataAlgoPerf_t, CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT>(
+            a, ctx, KN_CUDA_ALGO_CONV_BWD_DATA, ws, "cudnnGetConvolutionBackwardDataAlgorithm_v7",
+            [&](cudnnConvolutionBwdDataAlgoPerf_t *perf, int count, int *got) {
+                return cudnnGetConvolutionBackwardDataAlgorithm_v7(h, d.w, d.y, d.c, d.x, count, got, perf);
+            },
+            &algo);
+        if (!st && algo >= 0) {
             st = dnn_check(a,
-                           cudnnConvolutionBackwardData(h, &one, d.w, a->src[1], d.y, a->src[0], d.c, perf[i].algo,
-                                                        ctx->gemm_workspace, ws, &zero, d.x, a->dst),
+                           cudnnConvolutionBackwardData(h, &one, d.w, a->src[1], d.y, a->src[0], d.c,
+                                                        (cudnnConvolutionBwdDataAlgo_t)algo, ctx->gemm_workspace, ws,
+                                                        &zero, d.x, a->dst),
                            "cudnnConvolutionBackwardData");
             *done = true;
         }
     } else if (!st) {
-        cudnnConvolutionBwdFilterAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
-        st = dnn_check(a,
-                       cudnnGetConvolutionBackwardFilterAlgorithm_v7(h, d.x, d.y, d.c, d.w,
-                                                                     CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &got,
-                                                                     perf),
-                       "cudnnGetConvolutionBackwardFilterAlgorithm_v7");
-        if (!st && (i = dnn_pick(perf, got, ws, ctx->deterministic)) >= 0) {
+        st = dnn_algo<cudnnConvolutionBwdFilterAlgoPerf_t, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT>(
+            a, ctx, KN_CUDA_ALGO_CONV_BWD_FILTER, ws, "cudnnGetConvolutionBackwardFilterAlgorithm_v7",
+            [&](cudnnConvolutionBwdFilterAlgoPerf_t *perf, int count, int *got) {
+                return cudnnGetConvolutionBackwardFilterAlgorithm_v7(h, d.x, d.y, d.c, d.w, count, got, perf);
+            },
+            &algo);
+        if (!st && algo >= 0) {
             st = dnn_check(a,
-                           cudnnConvolutionBackwardFilter(h, &one, d.x, a->src[0], d.y, a->src[1], d.c, perf[i].algo,
-                                                          ctx->gemm_workspace, ws, &zero, d.w, a->dst),
+                           cudnnConvolutionBackwardFilter(h, &one, d.x, a->src[0], d.y, a->src[1], d.c,
+                                                          (cudnnConvolutionBwdFilterAlgo_t)algo, ctx->gemm_workspace,
+                                                          ws, &zero, d.w, a->dst),
                            "cudnnConvolutionBackwardFilter");
             *done = true;
         }

@@ -228,6 +228,45 @@ __device__ static inline double kn__cu_block_sum_f64(double v, double *scratch)
     return t;
 }
 
+/* ---- the per-plan algorithm cache (kn__cuda_algo_cache) ---------------------------------- */
+
+/* FNV-1a over n 64-bit words: the geometry key of an algorithm choice. */
+static inline uint64_t kn__cu_geometry(const int64_t *w, int n)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (int i = 0; i < n; i++) {
+        h ^= (uint64_t)w[i];
+        h *= 1099511628211ull;
+    }
+    return h;
+}
+
+/* The cache slot of (node, kind, geometry): *hit says whether it holds a choice already; a
+ * miss returns the free slot to fill (set node, kind, geometry after picking). NULL when the
+ * plan has no cache or it is full: pick without caching. */
+static inline kn__cuda_algo *kn__cu_algo_slot(const kn__cuda_ctx *ctx, const void *node, int kind, uint64_t geometry,
+                                              bool *hit)
+{
+    *hit = false;
+    if (!ctx->algos)
+        return NULL;
+    const int64_t key[3] = {(int64_t)(uintptr_t)node, kind, (int64_t)geometry};
+    uint64_t h = kn__cu_geometry(key, 3);
+    for (int probe = 0; probe < KN_CUDA_ALGO_SLOTS; probe++) {
+        kn__cuda_algo *s = &ctx->algos->slot[(h + (uint64_t)probe) % KN_CUDA_ALGO_SLOTS];
+        if (!s->node) {
+            ctx->algos->picks++;
+            return s;
+        }
+        if (s->node == node && s->kind == kind && s->geometry == geometry) {
+            ctx->algos->reuses++;
+            *hit = true;
+            return s;
+        }
+    }
+    return NULL;
+}
+
 /* ---- data errors --------------------------------------------------------------------------- */
 
 /* Records that item `where` (a row, an element) is bad; the smallest index wins, so the record

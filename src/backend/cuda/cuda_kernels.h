@@ -39,6 +39,26 @@ typedef struct kn__cuda_data_error {
     long long limit; /* valid values are 0 .. limit - 1 */
 } kn__cuda_data_error;
 
+/* Per-plan cache of the library algorithms picked for each node (cuDNN convolution
+ * algorithms, cuBLASLt matmul algorithms): a node's is picked on its first call and reused by
+ * every later call and by the CUDA-graph capture, so the heuristics run once per node and the
+ * choice cannot change between runs. Keyed by node, kind (KN_CUDA_ALGO_*) and a hash of the
+ * problem's geometry (so a kernel making several differently shaped calls gets one entry per
+ * shape). Open addressing; when full, calls simply are not cached. */
+enum { KN_CUDA_ALGO_CONV_FWD = 1, KN_CUDA_ALGO_CONV_BWD_DATA, KN_CUDA_ALGO_CONV_BWD_FILTER, KN_CUDA_ALGO_GEMM };
+#define KN_CUDA_ALGO_SLOTS 1024
+typedef struct kn__cuda_algo {
+    const void *node;       /* NULL: a free slot */
+    int kind;
+    int algo;               /* cuDNN: the algorithm, or -1 when none fits (kiln's direct kernels) */
+    uint64_t geometry;
+    uint64_t blob[8];       /* cuBLASLt: the cublasLtMatmulAlgo_t */
+} kn__cuda_algo;
+typedef struct kn__cuda_algo_cache {
+    kn__cuda_algo slot[KN_CUDA_ALGO_SLOTS];
+    long picks, reuses;     /* heuristic calls made / saved */
+} kn__cuda_algo_cache;
+
 /* Per-plan device context handed to every kernel through kn__kargs.device. */
 typedef struct kn__cuda_ctx {
     int device;
@@ -47,6 +67,7 @@ typedef struct kn__cuda_ctx {
     void *dnn;                  /* cudnnHandle_t when built with cuDNN, else NULL */
     void *gemm_workspace;       /* device scratch for cuBLASLt/cuDNN */
     size_t gemm_workspace_bytes;
+    kn__cuda_algo_cache *algos; /* host memory, the plan's; NULL: pick on every call */
     int math;                   /* KN_CUDA_MATH_*: FP32 exact, TF32 or BF16 tensor cores */
     bool deterministic;         /* no atomics whose order varies; fixed algorithms */
     int sm_count;               /* multiprocessors, for grid sizing */

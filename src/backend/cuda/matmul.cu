@@ -6,8 +6,9 @@
  * accumulate in f32. Batch dims that broadcast linearly (an operand shared by every batch or
  * strided evenly) become one strided-batched call; any other broadcast pattern one call per
  * batch. With ctx->deterministic the split-K reductions are turned off.
- * Not here: algorithm caching across runs (the heuristic runs per call: the kernel table has
- * no per-node state yet), fused activation epilogues (need a graph pass that forms them). */
+ * The heuristic's algorithm is picked once per node and geometry and kept in the plan's
+ * kn__cuda_algo_cache (reused by later runs and by the CUDA-graph capture).
+ * Not here: fused activation epilogues (need a graph pass that forms them). */
 #include <cublasLt.h>
 
 #include "cuda_kern_util.cuh"
@@ -142,11 +143,27 @@ static kn_status run_gemm(const kn__kargs *a, const kn__cuda_ctx *ctx, kn_dtype 
                                                            sizeof mask),
                       "cublasLtMatmulPreferenceSetAttribute(REDUCTION_SCHEME_MASK)");
     }
+    /* the node's algorithm for this geometry: cached after its first call (kn__cuda_algo_cache) */
+    const int64_t geom[16] = {g->m, g->n, g->k, g->tx, g->ty, g->ldx, g->ldy, g->ldd, g->sx, g->sy, g->sd, g->batch,
+                              g->bias != NULL, dt, (int64_t)al[0] | (int64_t)al[1] << 16, al[2]};
+    bool hit = false;
+    kn__cuda_algo *slot = st ? NULL : kn__cu_algo_slot(ctx, a->node, KN_CUDA_ALGO_GEMM, kn__cu_geometry(geom, 16), &hit);
     cublasLtMatmulHeuristicResult_t res;
     int found = 0;
-    if (!st)
+    static_assert(sizeof res.algo <= sizeof slot->blob, "cublasLtMatmulAlgo_t fits the cache slot");
+    if (hit) {
+        memcpy(&res.algo, slot->blob, sizeof res.algo);
+        found = 1;
+    } else if (!st) {
         st = lt_check(a, cublasLtMatmulAlgoGetHeuristic(ctx->lt, op, lx, ly, ld, ld, pref, 1, &res, &found),
                       "cublasLtMatmulAlgoGetHeuristic");
+        if (!st && found >= 1 && slot) {
+            slot->node = a->node;
+            slot->kind = KN_CUDA_ALGO_GEMM;
+            slot->geometry = kn__cu_geometry(geom, 16);
+            memcpy(slot->blob, &res.algo, sizeof res.algo);
+        }
+    }
     if (!st && found < 1) {
         char buf[256];
         snprintf(buf, sizeof buf, "cuBLASLt has no algorithm for %s m=%lld n=%lld k=%lld batch=%lld%s",

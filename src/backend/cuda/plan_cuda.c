@@ -253,6 +253,7 @@ void kn__cuda_plan_free(kn__cuda_plan *d)
         kn__cuda_free(d->device, (void *)d->groups[k].table);
     }
     kn__free(d->groups);
+    kn__free(d->ctx.algos);
     kn__free(d->steps);
     kn__free(d->inputs);
     kn__free(d->inbox_off);
@@ -330,6 +331,10 @@ static kn_status make_context(kn__cuda_plan *d, char *msg, size_t size)
     if (!st)
         st = kn__cuda_malloc(d->device, GEMM_WORKSPACE_BYTES, &d->gemm_ws, msg, size);
     c->gemm_workspace = d->gemm_ws;
+    if (!st && !(c->algos = kn__calloc(1, sizeof *c->algos))) {
+        snprintf(msg, size, "out of memory for the algorithm cache");
+        st = KN_ERR_OOM;
+    }
     c->gemm_workspace_bytes = d->gemm_ws ? GEMM_WORKSPACE_BYTES : 0;
     const size_t misc = 64 + sizeof(kn__cuda_data_error);
     if (!st)

@@ -89,7 +89,7 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t h, cublasLtMatmulDesc_t op, const
                               const cublasLtMatmulAlgo_t *algo, void *workspace, size_t workspace_bytes,
                               cudaStream_t stream);
 /* emulator bookkeeping: matmuls run, and the last failure's reason */
-extern long emu_lt_calls;
+extern long emu_lt_calls, emu_lt_heuristics;
 extern char emu_lt_why[256];
 #ifdef __cplusplus
 }

@@ -47,7 +47,7 @@ struct emu_lt_pref {
 enum { ALGO_MAGIC = 0x4c54454d, SPLIT_K = 4 };
 
 extern "C" {
-long emu_lt_calls;
+long emu_lt_calls, emu_lt_heuristics;
 char emu_lt_why[256];
 }
 
@@ -335,6 +335,7 @@ extern "C" cublasStatus_t cublasLtMatmulAlgoGetHeuristic(cublasLtHandle_t h, cub
                                                          cublasLtMatmulHeuristicResult_t results[], int *returned)
 {
     problem p;
+    emu_lt_heuristics++;
     if (!h || h->magic != ALGO_MAGIC || !pref || !results || !returned || requested < 1)
         return fail(CUBLAS_STATUS_INVALID_VALUE, "heuristic: bad handle or arguments");
     cublasStatus_t st = check_problem(op, a, b, c, d, &p);

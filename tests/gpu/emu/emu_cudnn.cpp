@@ -52,13 +52,14 @@ static const int algo_count[] = {CUDNN_CONVOLUTION_FWD_ALGO_COUNT, CUDNN_CONVOLU
                                  CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT};
 
 static struct counters {
-    long runs[3][8], nondet, add, refused;
+    long runs[3][8], nondet, add, refused, queries;
     long total(int d) const { return std::accumulate(runs[d], runs[d] + 8, 0L); }
     ~counters()
     {
         printf("emulated cuDNN: %ld forward, %ld backward-data, %ld backward-filter calls "
-               "(%ld with a non-deterministic algorithm), %ld cudnnAddTensor, %ld calls refused\n",
-               total(FWD), total(BWD_DATA), total(BWD_FILTER), nondet, add, refused);
+               "(%ld with a non-deterministic algorithm), %ld cudnnAddTensor, %ld calls refused, %ld algorithm "
+               "queries\n",
+               total(FWD), total(BWD_DATA), total(BWD_FILTER), nondet, add, refused, queries);
         for (int d = 0; d < 3; d++) {
             printf("emulated cuDNN: %s runs by algorithm:", dir_name[d]);
             for (int a = 0; a < algo_count[d]; a++)
@@ -293,6 +294,7 @@ static cudnnStatus_t heuristics(const char *fn, dir d, cudnnHandle_t h, const cu
                                 const cudnnFilterStruct *w, const cudnnConvolutionStruct *c,
                                 const cudnnTensorStruct *y, int want, int *got, Perf *perf)
 {
+    counts.queries++;
     if (!live(h) || !got || !perf || want < 1)
         return refuse(CUDNN_STATUS_BAD_PARAM, fn, "handle, returnedAlgoCount or perfResults NULL, or count %d", want);
     geom g;

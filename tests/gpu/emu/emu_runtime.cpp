@@ -186,14 +186,16 @@ static bool capture_broken;
 struct emu_graph { std::vector<std::function<void()>> ops; };
 
 /* At exit, what the emulated device did: proof of which paths a run took. */
-extern "C" long emu_lt_calls;
+extern "C" long emu_lt_calls, emu_lt_heuristics;
 static struct emu_report {
     ~emu_report()
     {
         if (getenv("EMU_QUIET"))
             return;
-        fprintf(stderr, "emulator: %ld graph launches replaying %ld captured operations; %ld cuBLASLt matmuls\n",
-                emu_graph_launches, emu_captured_ops, emu_lt_calls);
+        fprintf(stderr,
+                "emulator: %ld graph launches replaying %ld captured operations; %ld cuBLASLt matmuls, %ld "
+                "heuristic queries\n",
+                emu_graph_launches, emu_captured_ops, emu_lt_calls, emu_lt_heuristics);
     }
 } report;
 
