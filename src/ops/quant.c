@@ -294,7 +294,7 @@ static kn_status ref_qconv2d(const kn__kargs *a)
 
 /* A FAKE_QUANT input seen as [pre, C, post]: C channels along the axis, each with its own
  * scale (per tensor: pre = C = 1). */
-static void fq_dims(const kn_node *n, int64_t *pre, int64_t *C, int64_t *post)
+void kn__fq_dims(const kn_node *n, int64_t *pre, int64_t *C, int64_t *post)
 {
     const kn_node *x = n->src[0];
     int axis = (int)n->ai[0];
@@ -309,38 +309,13 @@ static void fq_dims(const kn_node *n, int64_t *pre, int64_t *C, int64_t *post)
     }
 }
 
-/* The float32 fake quantisation of one channel's values (shared rounding: see the header). */
-static void fq_params(bool asym, float lo, float hi, float *scale, int *zp)
-{
-    if (asym) {
-        lo = lo < 0 ? lo : 0;
-        hi = hi > 0 ? hi : 0;
-        *scale = hi > lo ? (hi - lo) / 255.0f : 1.0f;
-        int z = (int)nearbyintf(-lo / *scale);
-        *zp = z < 0 ? 0 : z > 255 ? 255 : z;
-    } else {
-        float m = fmaxf(-lo, hi);
-        *scale = m > 0 ? m / 127.0f : 1.0f;
-        *zp = 0;
-    }
-}
-
-static float fq_value(float x, bool asym, float scale, float inv, int zp)
-{
-    if (asym)
-        return (float)(kn__q_u8(x, inv, zp) - zp) * scale;
-    float v = nearbyintf(x * inv);
-    v = v < -127.0f ? -127.0f : v > 127.0f ? 127.0f : v;
-    return v * scale;
-}
-
 static kn_status ref_fake_quant(const kn__kargs *a)
 {
     const kn_node *n = a->node;
     const double *x = a->src[0];
     double *y = a->dst;
     int64_t pre, C, post;
-    fq_dims(n, &pre, &C, &post);
+    kn__fq_dims(n, &pre, &C, &post);
     bool asym = n->ai[1];
     for (int64_t c = 0; c < C; c++) {
         float lo = INFINITY, hi = -INFINITY;
@@ -352,12 +327,12 @@ static kn_status ref_fake_quant(const kn__kargs *a)
             }
         float scale, inv;
         int zp;
-        fq_params(asym, lo, hi, &scale, &zp);
+        kn__fq_params(asym, lo, hi, &scale, &zp);
         inv = kn__q_inv(scale);
         for (int64_t p = 0; p < pre; p++)
             for (int64_t i = 0; i < post; i++) {
                 int64_t k = (p * C + c) * post + i;
-                y[k] = fq_value((float)x[k], asym, scale, inv, zp);
+                y[k] = kn__fq_value((float)x[k], asym, scale, inv, zp);
             }
     }
     return KN_OK;
@@ -368,7 +343,7 @@ static kn_status ref_fake_quant(const kn__kargs *a)
 void kn__fake_quant_f32(const kn_node *n, const float *x, float *y)
 {
     int64_t pre, C, post;
-    fq_dims(n, &pre, &C, &post);
+    kn__fq_dims(n, &pre, &C, &post);
     bool asym = n->ai[1];
     for (int64_t c = 0; c < C; c++) {
         float lo = INFINITY, hi = -INFINITY;
@@ -380,12 +355,12 @@ void kn__fake_quant_f32(const kn_node *n, const float *x, float *y)
             }
         float scale;
         int zp;
-        fq_params(asym, lo, hi, &scale, &zp);
+        kn__fq_params(asym, lo, hi, &scale, &zp);
         float inv = kn__q_inv(scale);
         for (int64_t p = 0; p < pre; p++)
             for (int64_t i = 0; i < post; i++) {
                 int64_t k = (p * C + c) * post + i;
-                y[k] = fq_value(x[k], asym, scale, inv, zp);
+                y[k] = kn__fq_value(x[k], asym, scale, inv, zp);
             }
     }
 }

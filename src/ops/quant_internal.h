@@ -11,6 +11,7 @@
 
 #include <math.h>
 
+#include "../core/hd.h"
 #include "op_table.h"
 
 /* Input slots of QLINEAR and QCONV2D. */
@@ -27,15 +28,42 @@ enum { KN_Q_X, KN_Q_W, KN_Q_WSCALE, KN_Q_XQ, KN_Q_BIAS };
 kn_status kn__qconv2d_fuse_pool(kn_graph *g, kn_node *n);
 
 /* The activation quantiser of one tensor: scale s (finite, > 0) and zero point (0..255). */
-static inline float kn__q_inv(float s) { return 1.0f / s; }
+KN_HD float kn__q_inv(float s) { return 1.0f / s; }
 
-static inline int kn__q_u8(float x, float inv, int zp)
+KN_HD int kn__q_u8(float x, float inv, int zp)
 {
     float v = x * inv;
     v = v > -256.0f ? v : -256.0f; /* NaN → −256 → 0 (the vector kernel's max/min do the same) */
     v = v < 256.0f ? v : 256.0f;
     int q = (int)nearbyintf(v) + zp;
     return q < 0 ? 0 : q > 255 ? 255 : q;
+}
+
+/* FAKE_QUANT's float32 arithmetic for one channel (the reference, the CPU kernel and the CUDA
+ * kernel share it, so they round alike): its scale and zero point from its range [lo, hi], then
+ * each value's quantise-dequantise. */
+KN_HD void kn__fq_params(bool asym, float lo, float hi, float *scale, int *zp)
+{
+    if (asym) {
+        lo = lo < 0 ? lo : 0;
+        hi = hi > 0 ? hi : 0;
+        *scale = hi > lo ? (hi - lo) / 255.0f : 1.0f;
+        int z = (int)nearbyintf(-lo / *scale);
+        *zp = z < 0 ? 0 : z > 255 ? 255 : z;
+    } else {
+        float m = fmaxf(-lo, hi);
+        *scale = m > 0 ? m / 127.0f : 1.0f;
+        *zp = 0;
+    }
+}
+
+KN_HD float kn__fq_value(float x, bool asym, float scale, float inv, int zp)
+{
+    if (asym)
+        return (float)(kn__q_u8(x, inv, zp) - zp) * scale;
+    float v = nearbyintf(x * inv);
+    v = v < -127.0f ? -127.0f : v > 127.0f ? 127.0f : v;
+    return v * scale;
 }
 
 /* True when (scale, zero point) read from a tensor are usable. */
@@ -55,6 +83,8 @@ static inline int kn__q_s8(double w, double scale)
 /* FAKE_QUANT on float32 buffers, the same rounding as its reference (src/ops/quant.c); the
  * CPU kernel calls it. */
 void kn__fake_quant_f32(const kn_node *n, const float *x, float *y);
+/* A FAKE_QUANT input seen as [pre, C, post]: C channels along the axis (per tensor: 1). */
+void kn__fq_dims(const kn_node *n, int64_t *pre, int64_t *C, int64_t *post);
 
 /* Largest reduction length of the int8 kernels: 2·255·127·K (the sum and its zero-point
  * correction) must fit an int32. */

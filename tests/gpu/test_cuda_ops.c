@@ -34,7 +34,7 @@
 #include "ops/op_rows.h"
 #include "util.h"
 
-static kn__backend_kernel table[KN_OP_COUNT];
+static kn__backend_kernel table[KN__CUDA_TABLE_SIZE]; /* the ops, then the plan's fused steps */
 static kn__cuda_ctx ctx;
 static bool host_only; /* KILN_TEST_HOST_ONLY=1: build, gather and run the references only */
 static bool timing;    /* --time: also time the kernels of the "large" rows */
@@ -674,7 +674,7 @@ static const int n_extra = sizeof extra_rows / sizeof extra_rows[0];
 static const family families[] = {
 #define F(f) {kt_rows_##f, &kt_n_rows_##f},
     F(binary) F(unary) F(activation) F(random) F(softmax) F(loss) F(reduce) F(view) F(matmul) F(conv) F(pool)
-    F(norm) F(embedding) F(data) F(shape) F(optim)
+    F(norm) F(embedding) F(data) F(shape) F(optim) F(quant)
 #undef F
     {extra_rows, &n_extra},
 };
@@ -712,6 +712,7 @@ int main(int argc, char **argv)
     kn__cuda_register_conv(table);
     kn__cuda_register_shape(table);
     kn__cuda_register_data(table);
+    kn__cuda_register_quant(table);
 
     struct cudaDeviceProp prop = {0};
     if (host_only) /* a check of the harness itself without a device: nothing runs on a GPU */

@@ -116,6 +116,8 @@ static kn_node *build_fake_quant(kn_graph *g, kn_dtype dt, int v)
     case 0: return kn_graph_fake_quant(g, kt_p(g, dt, -1, 2, 2, 3, 5), -1, true);  /* activations */
     case 1: return kn_graph_fake_quant(g, kt_p(g, dt, -1, 1, 7, 13), 0, false);    /* dense weight */
     case 2: return kn_graph_fake_quant(g, kt_p(g, dt, -1, 1, 3, 4, 5), 1, false);  /* middle axis */
+    case 3: return kn_graph_fake_quant(g, kt_p(g, dt, -1, 3, 3, 4, 100), 1, true); /* 300 per channel */
+    case 4: return kn_graph_fake_quant(g, kt_p(g, dt, -2, 3, 2, 9, 70), -1, false); /* 1,260 per tensor */
     default: return kn_graph_fake_quant(g, kt_p(g, dt, 0.5, 3, 65), -1, true);     /* all > 0 */
     }
 }
@@ -148,7 +150,7 @@ const op_row kt_rows_quant[] = {
     {.op = KN_OP_QCONV2D, .label = "qconv2d", .build = build_qconv2d,
      .n_variants = (int)(sizeof conv_cases / sizeof conv_cases[0]), .bad = bad_qconv2d, .bad_code = KN_ERR_SHAPE,
      .bad_msg = "qconv2d: weight scales [4] do not fit weight [3,2,3,3], expected [3]"},
-    {.op = KN_OP_FAKE_QUANT, .label = "fake_quant", .build = build_fake_quant, .n_variants = 4,
+    {.op = KN_OP_FAKE_QUANT, .label = "fake_quant", .build = build_fake_quant, .n_variants = 6,
      .bad = bad_fake_quant, .bad_code = KN_ERR_ARG, .bad_msg = "fake_quant: axis 2 for input [2,3]",
      .straight_through = true},
 };

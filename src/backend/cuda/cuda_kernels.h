@@ -116,6 +116,7 @@ void kn__cuda_register_norm(kn__backend_kernel *t);
 void kn__cuda_register_random(kn__backend_kernel *t);      /* dropout */
 void kn__cuda_register_shape(kn__backend_kernel *t);       /* view/expand/permute/concat/slice/pad, embedding */
 void kn__cuda_register_data(kn__backend_kernel *t);        /* load_batch */
+void kn__cuda_register_quant(kn__backend_kernel *t);       /* fake_quant */
 void kn__cuda_register_optim(kn__backend_kernel *t);       /* sgd/adam updates, grouped updates */
 
 /* Grouped optimizer updates (update_group.c): whether update step b (its device arguments)

@@ -55,6 +55,9 @@ static void fill_table(void)
 #ifdef KN_CUDA_FAMILY_DATA
         kn__cuda_register_data,
 #endif
+#ifdef KN_CUDA_FAMILY_QUANT
+        kn__cuda_register_quant,
+#endif
 #ifdef KN_CUDA_FAMILY_OPTIM
         kn__cuda_register_optim,
 #endif
