@@ -64,7 +64,7 @@ template <int R, int G> __global__ void chain_reduce_f32_kernel(int64_t n, cu_ch
 {
     const cu_chain &s = chain_shared(c);
     kn__cu_group_reduce<R, G>(
-        1, n, y, [](int64_t) { return (int64_t)0; }, [&](int64_t, int64_t j) { return chain_at(s, j); });
+        1, n, y, [](int64_t) { return (int64_t)0; }, [&](int64_t, int64_t, int64_t j) { return chain_at(s, j); });
 }
 
 template <int R> static kn_status chain_reduce_launch(const kn__kargs *a, const cu_chain &c, int64_t n)

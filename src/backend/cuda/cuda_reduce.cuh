@@ -26,7 +26,7 @@ template <int R> __device__ __forceinline__ float kn__cu_r_combine(float acc, fl
     return __fadd_rn(acc, v);
 }
 
-/* y[o] for o < outs, each over `count` items: base_of(o) once per output, then load(base, j)
+/* y[o] for o < outs, each over `count` items: base_of(o) once per output, then load(o, base, j)
  * for its items j. Every thread of the block must call it (it has barriers). */
 template <int R, int G, class BaseOf, class Load>
 __device__ void kn__cu_group_reduce(int64_t outs, int64_t count, float *__restrict__ y, BaseOf base_of, Load load)
@@ -42,7 +42,7 @@ __device__ void kn__cu_group_reduce(int64_t outs, int64_t count, float *__restri
         if (o < outs) {
             int64_t base = base_of(o);
             for (int64_t j = lane; j < count; j += G)
-                acc = kn__cu_r_combine<R>(acc, load(base, j));
+                acc = kn__cu_r_combine<R>(acc, load(o, base, j));
         }
         part[threadIdx.x] = acc;
         __syncthreads();

@@ -117,50 +117,52 @@ static kn_status run_gemm(const kn__kargs *a, const kn__cuda_ctx *ctx, kn_dtype 
         st = layout(a, &ly, t, g->ty ? g->n : g->k, g->ty ? g->k : g->n, g->ldy, g->batch, g->sy);
     if (!st)
         st = layout(a, &ld, t, g->m, g->n, g->ldd, g->batch, g->sd);
-    if (!st)
-        st = lt_check(a, cublasLtMatmulPreferenceCreate(&pref), "cublasLtMatmulPreferenceCreate");
-    uint64_t wsb = ctx->gemm_workspace ? (uint64_t)ctx->gemm_workspace_bytes : 0;
-    if (!st)
-        st = lt_check(a,
-                      cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &wsb,
-                                                           sizeof wsb),
-                      "cublasLtMatmulPreferenceSetAttribute(MAX_WORKSPACE_BYTES)");
     /* the heuristic assumes 256-byte aligned matrices unless told otherwise: give it the real
      * alignment of each operand (and of every matrix of a strided batch) */
     size_t es = kn_dtype_size(dt);
     uint32_t al[3] = {align_of(g->X, g->sx * es, g->batch), align_of(g->Y, g->sy * es, g->batch),
                       align_of(g->D, g->sd * es, g->batch)};
-    static const cublasLtMatmulPreferenceAttributes_t al_attr[4] = {
-        CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
-        CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES};
-    for (int i = 0; i < 4 && !st; i++)
-        st = lt_check(a, cublasLtMatmulPreferenceSetAttribute(pref, al_attr[i], &al[i < 3 ? i : 2], sizeof al[0]),
-                      "cublasLtMatmulPreferenceSetAttribute(MIN_ALIGNMENT)");
-    if (!st && ctx->deterministic) {
-        uint32_t mask = CUBLASLT_REDUCTION_SCHEME_NONE;
-        st = lt_check(a,
-                      cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_REDUCTION_SCHEME_MASK, &mask,
-                                                           sizeof mask),
-                      "cublasLtMatmulPreferenceSetAttribute(REDUCTION_SCHEME_MASK)");
-    }
-    /* the node's algorithm for this geometry: cached after its first call (kn__cuda_algo_cache) */
+    /* the node's algorithm for this geometry: asked once, then from the plan's cache */
     const int64_t geom[16] = {g->m, g->n, g->k, g->tx, g->ty, g->ldx, g->ldy, g->ldd, g->sx, g->sy, g->sd, g->batch,
                               g->bias != NULL, dt, (int64_t)al[0] | (int64_t)al[1] << 16, al[2]};
+    const uint64_t key = kn__cu_geometry(geom, 16);
     bool hit = false;
-    kn__cuda_algo *slot = st ? NULL : kn__cu_algo_slot(ctx, a->node, KN_CUDA_ALGO_GEMM, kn__cu_geometry(geom, 16), &hit);
+    kn__cuda_algo *slot = st ? NULL : kn__cu_algo_slot(ctx, a->node, KN_CUDA_ALGO_GEMM, key, &hit);
     cublasLtMatmulHeuristicResult_t res;
     int found = 0;
     static_assert(sizeof res.algo <= sizeof slot->blob, "cublasLtMatmulAlgo_t fits the cache slot");
+    uint64_t wsb = ctx->gemm_workspace ? (uint64_t)ctx->gemm_workspace_bytes : 0;
     if (hit) {
         memcpy(&res.algo, slot->blob, sizeof res.algo);
         found = 1;
     } else if (!st) {
-        st = lt_check(a, cublasLtMatmulAlgoGetHeuristic(ctx->lt, op, lx, ly, ld, ld, pref, 1, &res, &found),
-                      "cublasLtMatmulAlgoGetHeuristic");
+        st = lt_check(a, cublasLtMatmulPreferenceCreate(&pref), "cublasLtMatmulPreferenceCreate");
+        if (!st)
+            st = lt_check(a,
+                          cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &wsb,
+                                                               sizeof wsb),
+                          "cublasLtMatmulPreferenceSetAttribute(MAX_WORKSPACE_BYTES)");
+        static const cublasLtMatmulPreferenceAttributes_t al_attr[4] = {
+            CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
+            CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES};
+        for (int i = 0; i < 4 && !st; i++)
+            st = lt_check(a,
+                          cublasLtMatmulPreferenceSetAttribute(pref, al_attr[i], &al[i < 3 ? i : 2], sizeof al[0]),
+                          "cublasLtMatmulPreferenceSetAttribute(MIN_ALIGNMENT)");
+        if (!st && ctx->deterministic) {
+            uint32_t mask = CUBLASLT_REDUCTION_SCHEME_NONE;
+            st = lt_check(a,
+                          cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_REDUCTION_SCHEME_MASK,
+                                                               &mask, sizeof mask),
+                          "cublasLtMatmulPreferenceSetAttribute(REDUCTION_SCHEME_MASK)");
+        }
+        if (!st)
+            st = lt_check(a, cublasLtMatmulAlgoGetHeuristic(ctx->lt, op, lx, ly, ld, ld, pref, 1, &res, &found),
+                          "cublasLtMatmulAlgoGetHeuristic");
         if (!st && found >= 1 && slot) {
             slot->node = a->node;
             slot->kind = KN_CUDA_ALGO_GEMM;
-            slot->geometry = kn__cu_geometry(geom, 16);
+            slot->geometry = key;
             memcpy(slot->blob, &res.algo, sizeof res.algo);
         }
     }

@@ -395,46 +395,40 @@ static const kn__backend_kernel *chain_kernel(const kn__chain *c)
 static kn_status group_updates(kn__cuda_plan *d, char *msg, size_t size)
 {
     const kn__backend_kernel *k = kn__cuda_kernel(KN__CUDA_OP_UPDATES);
-    if (!k)
+    if (!k || d->n_steps < 2)
         return KN_OK;
-    for (int s = 0; s < d->n_steps;) {
-        int e = s;
-        kn__kargs *members = NULL;
-        for (; e < d->n_steps && d->steps[e].k; e++) {
-            if (!kn__cuda_update_joins(members, e - s, &d->steps[e].args))
-                break;
-            kn__kargs *m = kn__realloc(members, (size_t)(e - s) * sizeof *m, (size_t)(e - s + 1) * sizeof *m);
-            if (!m) {
-                kn__free(members);
-                snprintf(msg, size, "out of memory");
-                return KN_ERR_OOM;
-            }
-            members = m;
-            members[e - s] = d->steps[e].args;
-        }
-        if (e - s < 2) {
-            kn__free(members);
-            s = e > s ? e : s + 1;
+    /* run: the members of the run being scanned; groups: at most one per two steps */
+    kn__kargs *run = kn__alloc((size_t)d->n_steps * sizeof *run);
+    d->groups = kn__calloc((size_t)d->n_steps / 2, sizeof *d->groups);
+    if (!run || !d->groups) {
+        kn__free(run);
+        snprintf(msg, size, "out of memory");
+        return KN_ERR_OOM;
+    }
+    kn_status st = KN_OK;
+    for (int s = 0, e; s < d->n_steps && !st; s = e > s ? e : s + 1) {
+        for (e = s; e < d->n_steps && d->steps[e].k && kn__cuda_update_joins(run, e - s, &d->steps[e].args); e++)
+            run[e - s] = d->steps[e].args;
+        if (e - s < 2)
             continue;
-        }
-        if (!d->groups && !(d->groups = kn__calloc((size_t)d->n_steps / 2 + 1, sizeof *d->groups))) {
-            kn__free(members);
-            snprintf(msg, size, "out of memory");
-            return KN_ERR_OOM;
-        }
         kn__group *g = &d->groups[d->n_groups++];
         g->n = e - s;
+        kn__kargs *members = kn__alloc((size_t)g->n * sizeof *members);
+        if (!members) {
+            snprintf(msg, size, "out of memory");
+            st = KN_ERR_OOM;
+            break;
+        }
+        memcpy(members, run, (size_t)g->n * sizeof *members);
         g->members = members;
-        kn_status st = kn__cuda_update_table(g, d->device, d->ctx.stream, msg, size);
-        if (st)
-            return st;
+        st = kn__cuda_update_table(g, d->device, d->ctx.stream, msg, size);
         d->steps[s].k = k;
         d->steps[s].args.group = g;
         for (int j = s + 1; j < e; j++)
             d->steps[j].grouped = true;
-        s = e;
     }
-    return KN_OK;
+    kn__free(run);
+    return st;
 }
 
 /* Every step: the CUDA kernel with device addresses, or the host kernel (logged). */

@@ -54,7 +54,7 @@ __global__ void reduce_f32_kernel(int64_t outs, int64_t count, const float *__re
 {
     kn__cu_group_reduce<R, G>(
         outs, count, y, [&](int64_t o) { return walk(o, r.nk, r.kdim, r.kstride); },
-        [&](int64_t base, int64_t j) { return x[base + walk(j, r.nr, r.rdim, r.rstride)]; });
+        [&](int64_t, int64_t base, int64_t j) { return x[base + walk(j, r.nr, r.rdim, r.rstride)]; });
 }
 
 template <int R> static kn_status reduce_launch(const kn__kargs *a)
@@ -132,35 +132,16 @@ static bool argmax_supports(const kn_node *n) { return n->src[0]->dtype == KN_F3
 
 /* ---- maxmin_bwd(x, y_keepdims, dy_keepdims) ------------------------------------------------- */
 
-/* count[o] = #{x == y[o]} over output o's group: one group per output as in reduce_f32_kernel. */
+/* count[o] = #{x == y[o]} over output o's group: the grouped sum of reduce_f32_kernel. */
 template <int G>
 __global__ void tie_count_kernel(int64_t outs, int64_t count, const float *__restrict__ x,
                                  const float *__restrict__ y, float *__restrict__ ties, kn__cu_rdesc r)
 {
-    __shared__ float part[KN_CU_THREADS];
-    const int groups_per_block = KN_CU_THREADS / G;
-    const int lane = threadIdx.x % G, grp = threadIdx.x / G;
-    int64_t rounds = (outs + (int64_t)gridDim.x * groups_per_block - 1) / ((int64_t)gridDim.x * groups_per_block);
-    for (int64_t it = 0; it < rounds; it++) {
-        int64_t o = (it * gridDim.x + blockIdx.x) * groups_per_block + grp;
-        float c = 0;
-        if (o < outs) {
-            int64_t base = walk(o, r.nk, r.kdim, r.kstride);
-            float yo = y[o];
-            for (int64_t j = lane; j < count; j += G)
-                c += x[base + walk(j, r.nr, r.rdim, r.rstride)] == yo ? 1.0f : 0.0f;
-        }
-        part[threadIdx.x] = c;
-        __syncthreads();
-        for (int s = G / 2; s > 0; s >>= 1) {
-            if (lane < s)
-                part[threadIdx.x] += part[threadIdx.x + s];
-            __syncthreads();
-        }
-        if (lane == 0 && o < outs)
-            ties[o] = part[threadIdx.x];
-        __syncthreads();
-    }
+    kn__cu_group_reduce<KN_CU_R_SUM, G>(
+        outs, count, ties, [&](int64_t o) { return walk(o, r.nk, r.kdim, r.kstride); },
+        [&](int64_t o, int64_t base, int64_t j) {
+            return x[base + walk(j, r.nr, r.rdim, r.rstride)] == y[o] ? 1.0f : 0.0f;
+        });
 }
 
 /* dx[i] = x[i] == y[o(i)] ? dy[o(i)] / count[o(i)] : 0, with o(i) from the broadcast strides. */
@@ -193,7 +174,7 @@ static kn_status maxmin_bwd_f32(const kn__kargs *a)
     if (!ties)
         return kn__cu_fail(a, KN_ERR_DEVICE, "no workspace for the tie counts");
     const float *in = (const float *)a->src[0], *y = (const float *)a->src[1], *dy = (const float *)a->src[2];
-    if (count <= 64)
+    if (kn__cu_reduce_group(count) == 32)
         tie_count_kernel<32><<<kn__cu_blocks(ctx, outs, KN_CU_THREADS / 32), KN_CU_THREADS, 0, ctx->stream>>>(
             outs, count, in, y, ties, r);
     else
