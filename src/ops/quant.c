@@ -200,17 +200,39 @@ static double flops_fake_quant(const kn_node *n) { return kn__flops_per_elem(n, 
 
 /* ---- float64 reference kernels --------------------------------------------------------- */
 
+kn_status kn__q_bad_input_params(const kn__kargs *a, double s, double zp)
+{
+    return kn__kerr(a, "%s: input scale %g and zero point %g: the scale must be finite and > 0, the zero point an "
+                    "integer in [0, 255] (a damaged quantised checkpoint?)", kn__op_names[a->node->op], s, zp);
+}
+
+kn_status kn__q_bad_weight_scale(const kn__kargs *a, int64_t o, double ws)
+{
+    return kn__kerr(a, "%s: weight scale %lld is %g, must be finite and > 0", kn__op_names[a->node->op],
+                    (long long)o, ws);
+}
+
+bool kn__q_supported(const kn_node *n)
+{
+    if (n->dtype != KN_F32 || n->src[KN_Q_W]->dtype != KN_I8)
+        return false;
+    for (int i = 0; i < n->nsrc; i++)
+        if (i != KN_Q_W && n->src[i]->dtype != KN_F32)
+            return false;
+    const kn_node *w = n->src[KN_Q_W];
+    int64_t K = kn__numel(w) / (w->shape[0] ? w->shape[0] : 1);
+    return K <= KN_Q_MAX_K;
+}
+
 /* Reads and validates the quantisation parameters of a QLINEAR/QCONV2D call. */
 static kn_status ref_qparams(const kn__kargs *a, int64_t out, float *inv, int *zp)
 {
     const double *xq = a->src[KN_Q_XQ], *ws = a->src[KN_Q_WSCALE];
-    const char *op = kn__op_names[a->node->op];
     if (!kn__q_params_ok(xq[0], xq[1]))
-        return kn__kerr(a, "%s: input scale %g and zero point %g: the scale must be finite and > 0, the zero point an "
-                        "integer in [0, 255] (a damaged quantised checkpoint?)", op, xq[0], xq[1]);
+        return kn__q_bad_input_params(a, xq[0], xq[1]);
     for (int64_t o = 0; o < out; o++)
-        if (!(isfinite(ws[o]) && ws[o] > 0))
-            return kn__kerr(a, "%s: weight scale %lld is %g, must be finite and > 0", op, (long long)o, ws[o]);
+        if (!kn__q_wscale_ok(ws[o]))
+            return kn__q_bad_weight_scale(a, o, ws[o]);
     *inv = kn__q_inv((float)xq[0]);
     *zp = (int)xq[1];
     return KN_OK;

@@ -66,11 +66,23 @@ KN_HD float kn__fq_value(float x, bool asym, float scale, float inv, int zp)
     return v * scale;
 }
 
-/* True when (scale, zero point) read from a tensor are usable. */
-static inline bool kn__q_params_ok(double s, double zp)
+/* True when (scale, zero point) read from a tensor are usable; a weight scale must be finite
+ * and > 0. */
+KN_HD bool kn__q_params_ok(double s, double zp)
 {
     return isfinite(s) && s > 0 && s < 1e30 && zp >= 0 && zp <= 255 && zp == floor(zp);
 }
+KN_HD bool kn__q_wscale_ok(double ws) { return isfinite(ws) && ws > 0; }
+
+/* The KN_ERR_RANGE messages for unusable quantisation parameters of a QLINEAR/QCONV2D call
+ * (a->err), the same from the reference, the CPU kernel and the CUDA data check: the input's
+ * (scale s, zero point zp), or weight scale number o. */
+kn_status kn__q_bad_input_params(const kn__kargs *a, double s, double zp);
+kn_status kn__q_bad_weight_scale(const kn__kargs *a, int64_t o, double ws);
+
+/* The int8 kernels' supports(): f32 activations, scales and bias, i8 weights, a reduction
+ * that fits int32 (KN_Q_MAX_K). */
+bool kn__q_supported(const kn_node *n);
 
 /* The weight quantiser of one output channel: scale max|w| / 127 (1 for an all-zero channel). */
 static inline double kn__q_wscale(double maxabs) { return maxabs > 0 && isfinite(maxabs) ? maxabs / 127.0 : 1.0; }

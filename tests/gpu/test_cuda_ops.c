@@ -30,8 +30,10 @@
 
 #include "backend/cuda/cuda_kern_check.h"
 #include "backend/cuda/cuda_kernels.h"
+#include "kiln/quant.h"
 #include "ops/conv_internal.h"
 #include "ops/op_rows.h"
+#include "ops/quant_internal.h"
 #include "util.h"
 
 static kn__backend_kernel table[KN__CUDA_TABLE_SIZE]; /* the ops, then the plan's fused steps */
@@ -592,6 +594,95 @@ static kn_node *big_load_batch(kn_graph *g, kn_dtype dt, int v)
     return kn_graph_load_batch(g, kt_frozen(g, KN_F32, 2, (const int64_t[]){N, 784}, -2, 2), ex, NULL, 0, false, 42, 0);
 }
 
+/* ---- int8 qlinear / qconv2d ---------------------------------------------------------------- */
+
+/* s8 weights in [-127, 127] from a fixed stream. */
+static kn_node *qweights(kn_graph *g, int ndim, const int64_t *shape)
+{
+    int64_t n = 1;
+    for (int i = 0; i < ndim; i++)
+        n *= shape[i];
+    int8_t *w = malloc((size_t)n);
+    if (!w)
+        return NULL;
+    uint32_t r = 12345;
+    for (int64_t i = 0; i < n; i++) {
+        r = r * 1664525u + 1013904223u;
+        w[i] = (int8_t)((int)(r >> 24) % 255 - 127);
+    }
+    kn_node *node = kn_graph_const(g, KN_I8, ndim, shape, w);
+    free(w);
+    return node;
+}
+
+static kn_node *qparams(kn_graph *g, float scale, float zp)
+{
+    const float v[2] = {scale, zp};
+    return kn_graph_const(g, KN_F32, 1, (const int64_t[]){2}, v);
+}
+
+static kn_node *q_conv(kn_graph *g, kn_dtype dt, const int64_t *x, const int64_t *w, const kn_conv2d_opts *o,
+                       bool relu, bool pool)
+{
+    kn_node *y = kn_graph_qconv2d(g, kt_const(g, dt, 4, x, -1, 1), qweights(g, 4, w),
+                                  kt_const(g, dt, 1, w, 0.001, 0.02), qparams(g, 0.007f, 117),
+                                  kt_const(g, dt, 1, w, -1, 1), o, relu);
+    if (y && pool && kn__qconv2d_fuse_pool(g, y))
+        return NULL;
+    return y;
+}
+
+/* Several GEMM tiles along both axes, a K that is not a multiple of the 8-word step, groups
+ * wider than a tile; quick enough for the emulator. */
+static kn_node *quant_tiles(kn_graph *g, kn_dtype dt, int v)
+{
+    switch (v) {
+    case 0: {
+        const int64_t out = 130;
+        return kn_graph_qlinear(g, kt_const(g, dt, 2, (const int64_t[]){70, 101}, -1, 1),
+                                qweights(g, 2, (const int64_t[]){out, 101}), kt_const(g, dt, 1, &out, 0.001, 0.02),
+                                qparams(g, 0.006f, 131), kt_const(g, dt, 1, &out, -1, 1), true);
+    }
+    case 1:
+        return q_conv(g, dt, (const int64_t[]){2, 10, 6, 5}, (const int64_t[]){140, 5, 2, 3},
+                      &(kn_conv2d_opts){.groups = 2, .pad_h = 1, .pad_w = 2, .stride_w = 2}, false, false);
+    default:
+        return q_conv(g, dt, (const int64_t[]){3, 7, 11, 10}, (const int64_t[]){66, 7, 3, 3},
+                      &(kn_conv2d_opts){.pad_h = 1, .pad_w = 1}, true, true);
+    }
+}
+
+/* Model B's two convolutions (with their fused pools) and its first linear layer at batch 64. */
+static kn_node *big_quant(kn_graph *g, kn_dtype dt, int v)
+{
+    const kn_conv2d_opts same = {.pad_h = 1, .pad_w = 1};
+    switch (v) {
+    case 0: return q_conv(g, dt, (const int64_t[]){64, 1, 28, 28}, (const int64_t[]){32, 1, 3, 3}, &same, true, true);
+    case 1: return q_conv(g, dt, (const int64_t[]){64, 32, 14, 14}, (const int64_t[]){64, 32, 3, 3}, &same, true, true);
+    default: {
+        const int64_t out = 128;
+        return kn_graph_qlinear(g, kt_const(g, dt, 2, (const int64_t[]){64, 3136}, -1, 1),
+                                qweights(g, 2, (const int64_t[]){out, 3136}), kt_const(g, dt, 1, &out, 0.001, 0.02),
+                                qparams(g, 0.006f, 128), kt_const(g, dt, 1, &out, -1, 1), true);
+    }
+    }
+}
+
+/* Unusable quantisation parameters: the CPU's KN_ERR_RANGE message, naming the input's scale
+ * and zero point first, else the first bad weight scale. */
+static kn_node *bad_qparams(kn_graph *g, kn_dtype dt, int v)
+{
+    const int64_t out = 3;
+    const float good[3] = {0.01f, 0.02f, 0.03f}, bad[3] = {0.01f, -0.5f, NAN};
+    kn_node *ws = kn_graph_const(g, KN_F32, 1, &out, v == 2 ? bad : good);
+    kn_node *xq = v == 0 ? qparams(g, 0, 10) : v == 1 ? qparams(g, 0.01f, 300) : qparams(g, 0.01f, 3);
+    if (v < 2)
+        return kn_graph_qlinear(g, kt_const(g, dt, 2, (const int64_t[]){4, 9}, -1, 1),
+                                qweights(g, 2, (const int64_t[]){out, 9}), ws, xq, NULL, false);
+    return kn_graph_qconv2d(g, kt_const(g, dt, 4, (const int64_t[]){1, 2, 5, 5}, -1, 1),
+                            qweights(g, 4, (const int64_t[]){out, 2, 3, 3}), ws, xq, NULL, NULL, false);
+}
+
 /* bf16 and f16 tensors through cuBLASLt (inputs cast on the CPU). */
 static kn_node *half_matmul(kn_graph *g, kn_dtype dt, int v)
 {
@@ -663,6 +754,9 @@ static const op_row extra_rows[] = {
     {.op = KN_OP_LOAD_BATCH, .label = "large load_batch", .build = big_load_batch, .n_variants = 2, .tol = 1e-300},
     {.op = KN_OP_SOFTMAX_CE, .label = "block paths", .build = block_paths, .n_variants = 9},
     {.op = KN_OP_MATMUL, .label = "half matmul", .build = half_matmul, .n_variants = 4},
+    {.op = KN_OP_QLINEAR, .label = "quant tiles", .build = quant_tiles, .n_variants = 3},
+    {.op = KN_OP_QCONV2D, .label = "large quant", .build = big_quant, .n_variants = 3},
+    {.op = KN_OP_QLINEAR, .label = "bad qparams", .build = bad_qparams, .n_variants = 3},
 };
 
 typedef struct family {

@@ -329,13 +329,11 @@ static __attribute__((noinline)) void quant_blocked(const float *x, int64_t C, i
 static kn_status qparams(const kn__kargs *a, int64_t out, float *inv, int *zp)
 {
     const float *xq = a->src[KN_Q_XQ], *ws = a->src[KN_Q_WSCALE];
-    const char *op = kn__op_names[a->node->op];
     if (!kn__q_params_ok(xq[0], xq[1]))
-        return kn__kerr(a, "%s: input scale %g and zero point %g: the scale must be finite and > 0, the zero point an "
-                        "integer in [0, 255] (a damaged quantised checkpoint?)", op, (double)xq[0], (double)xq[1]);
+        return kn__q_bad_input_params(a, xq[0], xq[1]);
     for (int64_t o = 0; o < out; o++)
-        if (!(isfinite(ws[o]) && ws[o] > 0))
-            return kn__kerr(a, "%s: weight scale %lld is %g, must be finite and > 0", op, (long long)o, (double)ws[o]);
+        if (!kn__q_wscale_ok(ws[o]))
+            return kn__q_bad_weight_scale(a, o, ws[o]);
     *inv = kn__q_inv(xq[0]);
     *zp = (int)xq[1];
     return KN_OK;
@@ -758,22 +756,11 @@ static kn_status fake_quant_f32(const kn__kargs *a)
     return KN_OK;
 }
 
-/* f32 activations, scales and bias, i8 weights, a reduction that fits int32. */
-static bool q_supports(const kn_node *n)
-{
-    if (n->dtype != KN_F32 || n->src[KN_Q_W]->dtype != KN_I8)
-        return false;
-    for (int i = 0; i < n->nsrc; i++)
-        if (i != KN_Q_W && n->src[i]->dtype != KN_F32)
-            return false;
-    const kn_node *w = n->src[KN_Q_W];
-    int64_t K = kn__numel(w) / (w->shape[0] ? w->shape[0] : 1);
-    return K <= KN_Q_MAX_K;
-}
-
 void kn__cpu_register_quant(kn__backend_kernel *t)
 {
-    t[KN_OP_QLINEAR] = (kn__backend_kernel){.fn = qlinear_f32, .workspace = qlinear_workspace, .supports = q_supports};
-    t[KN_OP_QCONV2D] = (kn__backend_kernel){.fn = qconv2d_f32, .workspace = qconv2d_workspace, .supports = q_supports};
+    t[KN_OP_QLINEAR] =
+        (kn__backend_kernel){.fn = qlinear_f32, .workspace = qlinear_workspace, .supports = kn__q_supported};
+    t[KN_OP_QCONV2D] =
+        (kn__backend_kernel){.fn = qconv2d_f32, .workspace = qconv2d_workspace, .supports = kn__q_supported};
     t[KN_OP_FAKE_QUANT] = (kn__backend_kernel){.fn = fake_quant_f32};
 }

@@ -1,5 +1,6 @@
 /* cuda_kern_check.h — data errors of CUDA kernels (a label outside [0, C), an embedding index
- * outside [0, V), a load_batch row outside the table, Adam's step t < 1):
+ * outside [0, V), a load_batch row outside the table, Adam's step t < 1, unusable int8
+ * quantisation parameters):
  * a kernel cannot return KN_ERR_RANGE without synchronising, so the ops that validate data
  * keep a record at the start of their workspace, reset on the stream before each launch and
  * set by the kernel (the smallest bad index wins, independent of thread order; the output
@@ -24,7 +25,8 @@ typedef struct kn__cuda_derr {
     int32_t pad;
 } kn__cuda_derr;
 
-enum { KN_CUDA_DERR_LABEL = 1, KN_CUDA_DERR_STEP = 2, KN_CUDA_DERR_INDEX = 3 };
+/* QPARAMS: where 0 = the input's (scale, zero point), 1 + o = weight scale o. */
+enum { KN_CUDA_DERR_LABEL = 1, KN_CUDA_DERR_STEP = 2, KN_CUDA_DERR_INDEX = 3, KN_CUDA_DERR_QPARAMS = 4 };
 
 /* Bytes at the start of such an op's workspace taken by the record (kernels put any other
  * scratch after it). */

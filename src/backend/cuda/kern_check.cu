@@ -1,14 +1,19 @@
 /* kern_check.cu — turns the data-error record of a CUDA kernel (cuda_kern_check.h: a label
  * outside [0, C), an embedding index outside [0, V), a load_batch row outside the table, Adam's
- * t < 1) into the KN_ERR_RANGE message the CPU kernel of the same op gives. Runs after the
+ * t < 1, a damaged int8 scale or zero point) into the KN_ERR_RANGE message the CPU kernel of the same op gives. Runs after the
  * kernel, synchronising the stream; the plan calls it for the nodes whose op
  * kn__cuda_op_checks_data names. */
 #include "cuda_kern_util.cuh"
 
+extern "C" {
+#include "ops/quant_internal.h"
+}
+
 extern "C" bool kn__cuda_op_checks_data(int op)
 {
     return op == KN_OP_SOFTMAX_CE || op == KN_OP_NLL || op == KN_OP_SOFTMAX_CE_BWD || op == KN_OP_NLL_BWD ||
-           op == KN_OP_ADAM_UPDATE || op == KN_OP_EMBEDDING || op == KN_OP_EMBEDDING_BWD || op == KN_OP_LOAD_BATCH;
+           op == KN_OP_ADAM_UPDATE || op == KN_OP_EMBEDDING || op == KN_OP_EMBEDDING_BWD || op == KN_OP_LOAD_BATCH ||
+           op == KN_OP_QLINEAR || op == KN_OP_QCONV2D;
 }
 
 /* Copies element i of a device buffer of dtype dt into host memory out (kn_dtype_size bytes). */
@@ -48,6 +53,18 @@ extern "C" kn_status kn__cuda_check_data(const kn__kargs *a)
             return st;
         kn_convert(&t, KN_F64, raw, n->src[3]->dtype, 1);
         return kn__kerr(a, "adam_update: step t = %g, expected >= 1 (t counts steps from 1)", t);
+    }
+    if (rec.code == KN_CUDA_DERR_QPARAMS && (n->op == KN_OP_QLINEAR || n->op == KN_OP_QCONV2D)) {
+        float v[2];
+        if (rec.where == 0) {
+            if ((st = read_elem(a, ctx, a->src[KN_Q_XQ], KN_F32, 0, &v[0])) ||
+                (st = read_elem(a, ctx, a->src[KN_Q_XQ], KN_F32, 1, &v[1])))
+                return st;
+            return kn__q_bad_input_params(a, v[0], v[1]);
+        }
+        if ((st = read_elem(a, ctx, a->src[KN_Q_WSCALE], KN_F32, rec.where - 1, &v[0])))
+            return st;
+        return kn__q_bad_weight_scale(a, (int64_t)rec.where - 1, v[0]);
     }
     if (n->op == KN_OP_LOAD_BATCH) { /* the record names the example; its row is examples[where, 0] */
         int64_t row = 0;

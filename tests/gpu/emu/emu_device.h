@@ -54,6 +54,13 @@ inline float __fadd_rn(float a, float b) { return a + b; }
 inline float __fsub_rn(float a, float b) { return a - b; }
 inline float __fmul_rn(float a, float b) { return a * b; }
 inline float __fdiv_rn(float a, float b) { return a / b; }
+/* dp4a: the four signed byte products of a and b (byte 0 the lowest) added to c */
+inline int __dp4a(int a, int b, int c)
+{
+    for (int t = 0; t < 4; t++)
+        c += (int)(signed char)(a >> (8 * t)) * (int)(signed char)(b >> (8 * t));
+    return c;
+}
 using std::isnan;
 using std::isfinite;
 extern cudaError_t emu_last_error;
