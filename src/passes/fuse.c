@@ -6,7 +6,8 @@
  * conv (like a CSE merge), so its readers and kn_plan_data read the conv's buffer, which now
  * holds the activation's value. Fires only when
  *  - the conv/linear value has no other reader (not an output, no view, no second op),
- *  - the plan runs the conv on a kernel that takes an epilogue (CPU, f32, .epilogue),
+ *  - the plan runs the conv on a kernel that takes an epilogue (CPU, f32, .epilogue; on a
+ *    CUDA plan only linear → relu, which cuBLASLt's RELU_BIAS epilogue computes),
  *  - batch norm: inference plan (a training batch norm uses batch statistics), conv2d only,
  *    nothing that writes parameters between the two, and before any activation (conv → bn
  *    → act fuses both; conv → act → bn only the act).
@@ -25,8 +26,8 @@
  * bit: the fused kernel computes log-sum-exp once instead of materialising log-probabilities.
  * Then chains of elementwise ops (add, sub, mul, div, pow, neg, exp, log, sqrt, abs, clamp,
  * scale and the activations) become one step run block by block (backend/cpu/chain.c; on a
- * CUDA plan one launch of backend/cuda/chain.cu, and only the rewiring and the chains run
- * there): each
+ * CUDA plan one launch of backend/cuda/chain.cu; there only the rewiring, linear → relu
+ * and the chains run): each
  * op after the first is the only reader of the one before, has its shape, and its other input
  * is full-size or one element; a chain may end in a sum or mean over every element (the
  * trainer's Σ g² guard: mul → sum per gradient, then the adds of the partial sums). The last
@@ -63,12 +64,14 @@ bool kn__ir_epilogue_ok(const kn__ir *ir, const kn_node *n)
     return k && k->epilogue;
 }
 
-/* A conv2d/linear that can still take an activation in its epilogue. */
-static bool head_ok(const kn__ir *ir, int h)
+/* A conv2d/linear that can still take an activation in its epilogue. On a CUDA plan (device)
+ * only a linear: cuBLASLt applies a ReLU in its epilogue (matmul.cu); cuDNN's convolutions
+ * take none of kiln's epilogues. */
+static bool head_ok(const kn__ir *ir, int h, bool device)
 {
     const kn__ir_node *v = &ir->nodes[h];
     int op = v->node->op;
-    return (op == KN_OP_CONV2D || op == KN_OP_LINEAR) && (v->flags & KN__IR_LIVE) &&
+    return (op == KN_OP_LINEAR || (op == KN_OP_CONV2D && !device)) && (v->flags & KN__IR_LIVE) &&
            !(v->flags & (KN__IR_FOLDED | KN__IR_OUTPUT)) && v->merged_into < 0 && v->fused_act < 0 &&
            kn__ir_epilogue_ok(ir, v->node);
 }
@@ -346,8 +349,9 @@ static int form_chains(kn__ir *ir, int *readers)
     return fused;
 }
 
-int kn__pass_fuse(kn__ir *ir, bool chains, bool device)
+int kn__pass_fuse(kn__ir *ir, bool chains, bool (*device_runs)(const kn_node *n))
 {
+    const bool device = device_runs != NULL;
     int n = ir->n, fused = 0;
     int *readers = kn__calloc((size_t)n + 1, sizeof(int));
     int *act_of = kn__alloc(sizeof(int) * ((size_t)n + 1));
@@ -381,13 +385,15 @@ int kn__pass_fuse(kn__ir *ir, bool chains, bool device)
     }
     if (ir->training)
         rewire_backward(ir, readers, act_of, rewirable);
-    for (int i = 0; i < n && !device; i++) { /* epilogues */
+    for (int i = 0; i < n; i++) { /* epilogues; on a CUDA plan only linear → relu */
         const kn__ir_node *v = &ir->nodes[i];
         const kn_node *nd = v->node;
-        if (!(v->flags & KN__IR_LIVE) || (v->flags & KN__IR_FOLDED) || v->nsrc < 1 || nd->dtype != KN_F32)
+        if (!(v->flags & KN__IR_LIVE) || (v->flags & KN__IR_FOLDED) || v->nsrc < 1 || nd->dtype != KN_F32 ||
+            (device && nd->op != KN_OP_RELU))
             continue;
         int h = v->src[0];
-        if (!head_ok(ir, h) || readers[h] != 1 || ir->nodes[h].node->dtype != KN_F32)
+        if (!head_ok(ir, h, device) || readers[h] != 1 || ir->nodes[h].node->dtype != KN_F32 ||
+            (device && (!device_runs(nd) || !device_runs(ir->nodes[h].node))))
             continue;
         kn__ir_node *hv = &ir->nodes[h];
         if (is_act(nd->op)) {

@@ -116,11 +116,12 @@ void kn__ir_drop_dead_values(kn__ir *ir);
  * Then (chains = true) chains of elementwise ops, each the only reader of the one before,
  * of one shape, other inputs full-size or one element, optionally ending in a full sum or
  * mean, become one step (the last op's .chain; the others are no longer live). Runs before
- * kernel choice and scheduling. device = true (a CUDA plan, whose conv/linear kernels take no
- * epilogue and whose steps run the node itself, not .exec): only the backward rewiring and
- * the chains, which the CUDA backend runs with its own chain kernel (chain.cu). Returns the
- * number of nodes fused, or -KN_ERR_OOM. */
-int kn__pass_fuse(kn__ir *ir, bool chains, bool device);
+ * kernel choice and scheduling. device_runs != NULL: a CUDA plan, whose steps run the node
+ * itself, not .exec, and whose only epilogue is cuBLASLt's ReLU after a linear; device_runs(n)
+ * tells whether node n runs on the device (not forced to the CPU). Then only the backward
+ * rewiring, linear → relu (both on the device), and the chains, which the CUDA backend runs
+ * with its own chain kernel (chain.cu). Returns the number of nodes fused, or -KN_ERR_OOM. */
+int kn__pass_fuse(kn__ir *ir, bool chains, bool (*device_runs)(const kn_node *n));
 /* Whether the kernel a plan runs for n applies kn__kargs.epi (CPU f32 conv2d, linear). */
 bool kn__ir_epilogue_ok(const kn__ir *ir, const kn_node *n);
 

@@ -54,6 +54,13 @@ static _Thread_local char last_error[1024];
 
 const char *kn_plan_last_error(void) { return last_error; }
 
+/* Whether a CUDA plan runs node n on the device (the fusion pass asks before fusing). */
+static bool runs_on_cuda(const kn_node *n)
+{
+    size_t ws;
+    return kn__cuda_step_supported(n, &ws);
+}
+
 static kn_status compile_fail(kn_plan *p, kn_status st, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static kn_status compile_fail(kn_plan *p, kn_status st, const char *fmt, ...)
@@ -224,8 +231,8 @@ kn_status kn_plan_compile(kn_plan **out, kn_graph *g, kn_node *const *outputs, i
         ir->n_dead += dce ? kn__pass_dce(ir) : 0;
         kn__ir_drop_dead_values(ir);
     }
-    /* CUDA plans: chains only (chain.cu), no epilogues */
-    if ((p->passes & KN_PASS_FUSE) && kn__pass_fuse(ir, !p->opts.debug_numerics, cuda) < 0)
+    /* CUDA plans: chains (chain.cu) and linear → relu (cuBLASLt's epilogue) only */
+    if ((p->passes & KN_PASS_FUSE) && kn__pass_fuse(ir, !p->opts.debug_numerics, cuda ? runs_on_cuda : NULL) < 0)
         return compile_fail(p, KN_ERR_OOM, "plan: out of memory in fusion");
     kn__ir_schedule(ir);
 

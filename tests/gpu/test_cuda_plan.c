@@ -148,16 +148,25 @@ static void test_allocator(void)
     kn_graph_free(m.g);
 }
 
-/* Ops forced to the CPU path give the same results; such a plan runs eagerly. */
+/* Ops forced to the CPU path give the same results; such a plan runs eagerly. A relu forced
+ * to the CPU is not fused into its linear's cuBLASLt epilogue (the normal plan fuses it). */
 static void test_fallback(void)
 {
     setenv("KILN_CUDA_FALLBACK_OPS", "relu,softmax_cross_entropy", 1);
-    mlp gm, cm;
+    mlp gm, cm, nm;
     mlp_build(&gm, 0);
     mlp_build(&cm, 0);
+    mlp_build(&nm, 0);
     kn_plan *gp = compile(&gm, KN_BACKEND_CUDA, false), *cp = compile(&cm, KN_BACKEND_CPU, false);
     unsetenv("KILN_CUDA_FALLBACK_OPS");
-    if (gp && cp) {
+    kn_plan *np = compile(&nm, KN_BACKEND_CUDA, false);
+    if (gp && cp && np) {
+        kn_plan_stats gs, ns;
+        kn_plan_get_stats(gp, &gs);
+        kn_plan_get_stats(np, &ns);
+        CHECK(ns.fused == gs.fused + 1 && ns.steps == gs.steps - 1,
+              "linear → relu epilogue: %d fused nodes, %d steps; with relu forced to the CPU %d and %d", ns.fused,
+              ns.steps, gs.fused, gs.steps);
         CHECK(kn_plan_num_fallbacks(gp) >= 2, "%d fallback steps with relu and the loss forced off the GPU",
               kn_plan_num_fallbacks(gp));
         compare_runs("fallback", &gm, gp, &cm, cp, 4, 1e-4);
@@ -165,8 +174,10 @@ static void test_fallback(void)
     }
     kn_plan_free(gp);
     kn_plan_free(cp);
+    kn_plan_free(np);
     kn_graph_free(gm.g);
     kn_graph_free(cm.g);
+    kn_graph_free(nm.g);
 }
 
 /* Graph replay equals eager runs bit for bit (deterministic mode), and both follow the CPU

@@ -8,12 +8,16 @@
  * batch. With ctx->deterministic the split-K reductions are turned off.
  * The heuristic's algorithm is picked once per node and geometry and kept in the plan's
  * kn__cuda_algo_cache (reused by later runs and by the CUDA-graph capture).
- * Not here: fused activation epilogues (need a graph pass that forms them). */
+ * A linear whose ReLU the fusion pass fused (kn__kargs.epi, act = relu, no batch norm) gets
+ * cuBLASLt's RELU_BIAS (or RELU) epilogue: one launch, and the pre-activation is never
+ * stored. Not here: other activations (cuBLASLt's GELU is the tanh form, not kiln's), the
+ * backward's DRELU epilogues. */
 #include <cublasLt.h>
 
 #include "cuda_kern_util.cuh"
 
 extern "C" {
+#include "ops/activation_math.h"
 #include "ops/matmul_internal.h"
 }
 
@@ -41,6 +45,7 @@ struct gemm {
     int64_t sx, sy, sd;
     int64_t batch;
     const void *bias;
+    bool relu; /* ReLU after the bias, in the epilogue */
 };
 
 static cudaDataType_t lt_dtype(kn_dtype dt)
@@ -101,11 +106,12 @@ static kn_status run_gemm(const kn__kargs *a, const kn__cuda_ctx *ctx, kn_dtype 
     if (!st)
         st = lt_check(a, cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSB, &oy, sizeof oy),
                       "cublasLtMatmulDescSetAttribute(TRANSB)");
-    if (!st && g->bias) {
-        cublasLtEpilogue_t epi = CUBLASLT_EPILOGUE_BIAS;
+    if (!st && (g->bias || g->relu)) {
+        cublasLtEpilogue_t epi = g->relu ? (g->bias ? CUBLASLT_EPILOGUE_RELU_BIAS : CUBLASLT_EPILOGUE_RELU)
+                                         : CUBLASLT_EPILOGUE_BIAS;
         st = lt_check(a, cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof epi),
                       "cublasLtMatmulDescSetAttribute(EPILOGUE)");
-        if (!st)
+        if (!st && g->bias)
             st = lt_check(a,
                           cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &g->bias,
                                                          sizeof g->bias),
@@ -124,7 +130,7 @@ static kn_status run_gemm(const kn__kargs *a, const kn__cuda_ctx *ctx, kn_dtype 
                       align_of(g->D, g->sd * es, g->batch)};
     /* the node's algorithm for this geometry: asked once, then from the plan's cache */
     const int64_t geom[16] = {g->m, g->n, g->k, g->tx, g->ty, g->ldx, g->ldy, g->ldd, g->sx, g->sy, g->sd, g->batch,
-                              g->bias != NULL, dt, (int64_t)al[0] | (int64_t)al[1] << 16, al[2]};
+                              (g->bias != NULL) | g->relu << 1, dt, (int64_t)al[0] | (int64_t)al[1] << 16, al[2]};
     const uint64_t key = kn__cu_geometry(geom, 16);
     bool hit = false;
     kn__cuda_algo *slot = st ? NULL : kn__cu_algo_slot(ctx, a->node, KN_CUDA_ALGO_GEMM, key, &hit);
@@ -168,9 +174,9 @@ static kn_status run_gemm(const kn__kargs *a, const kn__cuda_ctx *ctx, kn_dtype 
     }
     if (!st && found < 1) {
         char buf[256];
-        snprintf(buf, sizeof buf, "cuBLASLt has no algorithm for %s m=%lld n=%lld k=%lld batch=%lld%s",
+        snprintf(buf, sizeof buf, "cuBLASLt has no algorithm for %s m=%lld n=%lld k=%lld batch=%lld%s%s",
                  kn_dtype_name(dt), (long long)g->m, (long long)g->n, (long long)g->k, (long long)g->batch,
-                 g->bias ? " with bias" : "");
+                 g->bias ? " with bias" : "", g->relu ? " and relu" : "");
         st = kn__cu_fail(a, KN_ERR_UNSUPPORTED, buf);
     }
     if (!st) {
@@ -202,11 +208,23 @@ __global__ void fill_bias_kernel(int64_t total, int64_t m, const T *__restrict__
     d[i] = bias ? bias[i % m] : T(0);
 }
 
+/* f32 with a fused ReLU: relu(bias), the activation kernel's kn__relu_f32. */
+__global__ void fill_bias_relu_kernel(int64_t total, int64_t m, const float *__restrict__ bias, float *__restrict__ d)
+{
+    KN_CU_GRID_LOOP(i, total)
+    d[i] = kn__relu_f32(bias[i % m], 0.0f, 0.0f);
+}
+
 static kn_status zero_or_bias(const kn__kargs *a, const kn__cuda_ctx *ctx, kn_dtype dt, int64_t total, int64_t m,
-                              const void *bias)
+                              const void *bias, bool relu)
 {
     if (total == 0)
         return KN_OK;
+    if (bias && relu) {
+        fill_bias_relu_kernel<<<kn__cu_blocks(ctx, total, KN_CU_THREADS), KN_CU_THREADS, 0, ctx->stream>>>(
+            total, m, (const float *)bias, (float *)a->dst);
+        return KN_CU_LAUNCHED(a, "fill_bias_relu_kernel");
+    }
     if (!bias)
         return kn__cu_check(a, cudaMemsetAsync(a->dst, 0, (size_t)total * kn_dtype_size(dt), ctx->stream),
                             "cudaMemsetAsync (K = 0)");
@@ -233,7 +251,7 @@ static kn_status matmul_lt(const kn__kargs *a)
     if (batch == 0)
         return KN_OK;
     if (K == 0)
-        return zero_or_bias(a, ctx, dt, kn__numel(n), N, NULL);
+        return zero_or_bias(a, ctx, dt, kn__numel(n), N, NULL, false);
     /* linear batch offsets? off(bi) = bi·off(1) for every bi */
     int64_t sa = batch > 1 ? kn__matmul_batch_offset(n, A, 1) : 0;
     int64_t sb = batch > 1 ? kn__matmul_batch_offset(n, B, 1) : 0;
@@ -253,6 +271,7 @@ static kn_status matmul_lt(const kn__kargs *a)
     g.sy = sa;
     g.sd = M * N;
     g.bias = NULL;
+    g.relu = false;
     if (linear) {
         g.X = (const char *)a->src[1];
         g.Y = (const char *)a->src[0];
@@ -280,10 +299,14 @@ static kn_status linear_lt(const kn__kargs *a)
     int64_t out = n->src[1]->shape[0], in = n->src[1]->shape[1];
     int64_t rows = out ? kn__numel(n) / out : 0;
     const void *bias = n->nsrc == 3 ? a->src[2] : NULL;
+    const kn__epilogue *e = a->epi;
+    if (e && (e->bn_gamma || (e->act != KN_OP_RELU && e->act >= 0) || n->dtype != KN_F32))
+        return kn__cu_fail(a, KN_ERR_UNSUPPORTED, "the only epilogue on the GPU is an f32 relu (a fusion-pass bug)");
+    const bool relu = e && e->act == KN_OP_RELU;
     if (rows == 0 || out == 0)
         return KN_OK;
     if (in == 0)
-        return zero_or_bias(a, ctx, n->dtype, rows * out, out, bias);
+        return zero_or_bias(a, ctx, n->dtype, rows * out, out, bias, relu);
     gemm g;
     g.m = out;
     g.n = rows;
@@ -299,6 +322,7 @@ static kn_status linear_lt(const kn__kargs *a)
     g.sx = g.sy = g.sd = 0;
     g.batch = 1;
     g.bias = bias;
+    g.relu = relu;
     return run_gemm(a, ctx, n->dtype, &g);
 }
 

@@ -2,7 +2,8 @@
  * that src/backend/cuda/matmul.cu's descriptor setup runs in tests/gpu/emu/run.sh against the
  * op rows' float64 reference. Written independently of matmul.cu: column-major layouts
  * (rows, cols, ld, batch count, strided batch offset), D = alpha·op(A)·op(B) + beta·C (+ bias
- * per row of D with CUBLASLT_EPILOGUE_BIAS), C not read when beta = 0. It refuses, as the
+ * per row of D with CUBLASLT_EPILOGUE_BIAS; then max(x, 0) with _RELU / _RELU_BIAS), C not read
+ * when beta = 0. It refuses, as the
  * library does, what a wrong setup would give it: op(A) not m×k, op(B) not k×n, C/D shapes
  * that differ, ld < rows, unequal batch counts, type combinations cuBLASLt has no kernel for,
  * C == D with different layouts, a workspace smaller than the chosen algorithm needs, and
@@ -31,6 +32,11 @@ struct emu_lt_desc {
     const void *bias;
     int32_t bias_type;
 };
+/* BIAS and RELU_BIAS add the bias vector; RELU and RELU_BIAS then take max(x, 0). */
+static bool has_bias(const emu_lt_desc *op)
+{
+    return op->epilogue == CUBLASLT_EPILOGUE_BIAS || op->epilogue == CUBLASLT_EPILOGUE_RELU_BIAS;
+}
 struct emu_lt_layout {
     cudaDataType_t type;
     uint64_t rows, cols;
@@ -321,9 +327,10 @@ static cublasStatus_t check_problem(const emu_lt_desc *op, const emu_lt_layout *
                  d->type, op->compute);
         return fail(CUBLAS_STATUS_NOT_SUPPORTED, m);
     }
-    if (op->epilogue != CUBLASLT_EPILOGUE_DEFAULT && op->epilogue != CUBLASLT_EPILOGUE_BIAS)
+    if (op->epilogue != CUBLASLT_EPILOGUE_DEFAULT && op->epilogue != CUBLASLT_EPILOGUE_BIAS &&
+        op->epilogue != CUBLASLT_EPILOGUE_RELU && op->epilogue != CUBLASLT_EPILOGUE_RELU_BIAS)
         return fail(CUBLAS_STATUS_NOT_SUPPORTED, "epilogue not emulated");
-    if (op->epilogue == CUBLASLT_EPILOGUE_BIAS && op->bias_type != -1 && op->bias_type != d->type)
+    if (has_bias(op) && op->bias_type != -1 && op->bias_type != d->type)
         return fail(CUBLAS_STATUS_NOT_SUPPORTED, "bias type differs from D's");
     return CUBLAS_STATUS_SUCCESS;
 }
@@ -405,7 +412,7 @@ extern "C" cublasStatus_t cublasLtMatmul(cublasLtHandle_t h, cublasLtMatmulDesc_
                      (unsigned long long)alignment(ptrs[i], ls[i]), (unsigned long long)algo->data[3 + i], "ABCD"[i]);
             return fail(CUBLAS_STATUS_EXECUTION_FAILED, m);
         }
-    if (op->epilogue == CUBLASLT_EPILOGUE_BIAS && !op->bias)
+    if (has_bias(op) && !op->bias)
         return fail(CUBLAS_STATUS_INVALID_VALUE, "bias epilogue without BIAS_POINTER");
     const int round_bits = op->compute == CUBLAS_COMPUTE_32F_FAST_TF32   ? 10
                            : op->compute == CUBLAS_COMPUTE_32F_FAST_16BF ? 7
@@ -429,7 +436,8 @@ static void gemm(const emu_lt_desc &o, const emu_lt_layout &la, const emu_lt_lay
 {
     const emu_lt_desc *op = &o;
     const emu_lt_layout *a = &la, *b = &lb, *c = &lc, *d = &ld;
-    const bool bias = op->epilogue == CUBLASLT_EPILOGUE_BIAS;
+    const bool bias = has_bias(op);
+    const bool relu = op->epilogue == CUBLASLT_EPILOGUE_RELU || op->epilogue == CUBLASLT_EPILOGUE_RELU_BIAS;
     for (int64_t bi = 0; bi < p.batch; bi++)
         for (int64_t j = 0; j < p.n; j++)
             for (int64_t i = 0; i < p.m; i++) {
@@ -454,6 +462,8 @@ static void gemm(const emu_lt_desc &o, const emu_lt_layout &la, const emu_lt_lay
                     v += be * load(C, c->type, bi * c->stride + i + j * c->ld);
                 if (bias)
                     v += load(op->bias, op->bias_type == -1 ? d->type : (cudaDataType_t)op->bias_type, i);
+                if (relu)
+                    v = fmaxf(v, 0.0f); /* max(x, 0), as documented; NaN → 0 like the GPU's fmaxf */
                 store(D, d->type, bi * d->stride + i + j * d->ld, v);
             }
 }
