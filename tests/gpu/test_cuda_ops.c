@@ -695,7 +695,8 @@ static kn_node *half_matmul(kn_graph *g, kn_dtype dt, int v)
 }
 
 /* Small shapes that still take the block-per-row / block-per-output paths (rows longer than
- * 256, reductions over more than 64 values): quick enough for the CPU emulation too. */
+ * 256, reductions over more than 64 values) and the split reductions: quick enough for the
+ * CPU emulation too. */
 static kn_node *block_paths(kn_graph *g, kn_dtype dt, int v)
 {
     const int64_t rows = 3, sh[2] = {3, 300};
@@ -719,6 +720,10 @@ static kn_node *block_paths(kn_graph *g, kn_dtype dt, int v)
     }
     case 6: return kn_graph_sum(g, kt_p(g, dt, -1, 1, 3, 100), 2u, false);
     case 7: return kn_graph_max(g, kt_p(g, dt, -1, 1, 5, 7, 20), 6u, true);
+    /* split reductions (few outputs over ≥ 65,536 items: fixed segments, two launches) */
+    case 9: return kn_graph_sum(g, kt_p(g, dt, -1, 1, 70001), 1u, false);
+    case 10: return kn_graph_mean(g, kt_p(g, dt, -1, 1, 3, 280, 250), 6u, true);
+    case 11: return kn_graph_min(g, kt_p(g, dt, -1, 1, 2, 66000), 2u, false);
     default: { /* maxmin_bwd over 100 values per output, about 25 of them tied at the maximum 0.5 */
         kn_node *x = kn_graph_clamp(g, kt_p(g, dt, -1, 1, 4, 100), -1, 0.5);
         kn_node *y = kn_graph_max(g, x, 2u, true);
@@ -752,7 +757,7 @@ static const op_row extra_rows[] = {
     {.op = KN_OP_EMBEDDING, .label = "bad indices", .build = bad_index, .n_variants = 2},
     {.op = KN_OP_LOAD_BATCH, .label = "bad rows", .build = bad_rows, .n_variants = 2},
     {.op = KN_OP_LOAD_BATCH, .label = "large load_batch", .build = big_load_batch, .n_variants = 2, .tol = 1e-300},
-    {.op = KN_OP_SOFTMAX_CE, .label = "block paths", .build = block_paths, .n_variants = 9},
+    {.op = KN_OP_SOFTMAX_CE, .label = "block paths", .build = block_paths, .n_variants = 12},
     {.op = KN_OP_MATMUL, .label = "half matmul", .build = half_matmul, .n_variants = 4},
     {.op = KN_OP_QLINEAR, .label = "quant tiles", .build = quant_tiles, .n_variants = 3},
     {.op = KN_OP_QCONV2D, .label = "large quant", .build = big_quant, .n_variants = 3},

@@ -367,12 +367,14 @@ static void test_errors(int count)
  * with momentum (Nesterov), p_2, p_3 by AdamW: one group each, over parameters of several
  * chunks (40,000 and 20,000 elements) and of a few; plus two forward-only chains of every
  * elementwise op the chains take, with a one-element input, ending in a sum over 3,000
- * elements and a mean over 50. */
+ * elements and a mean over 50, and a sum of squares over 70,001 (a split reduction tail). */
 static const int64_t fused_n[4] = {40000, 100, 20000, 7};
+#define FUSED_SPLIT 70001 /* a chain's sum over this many elements is split in two launches */
+#define FUSED_OUTS 5      /* outputs before the updates: the loss and four chains */
 
 typedef struct fused_net {
     kn_graph *g;
-    kn_node *x[4], *y[4], *u, *z, *lr, *t;
+    kn_node *x[4], *y[4], *u, *z, *v, *lr, *t;
     kn_node *p[4];
     kn_node *outs[12];
     int n_outs;
@@ -417,6 +419,7 @@ static void fused_build(fused_net *m)
     }
     m->u = kn_graph_input(g, "u", KN_F32, 1, (int64_t[]){3000});
     m->z = kn_graph_input(g, "z", KN_F32, 1, (int64_t[]){50});
+    m->v = kn_graph_input(g, "v", KN_F32, 1, (int64_t[]){FUSED_SPLIT});
     m->lr = kn_graph_input(g, "lr", KN_F32, 0, NULL);
     m->t = kn_graph_input(g, "t", KN_F32, 0, NULL);
     kn_node *c = kn_graph_scalar(g, KN_F32, 1.5);
@@ -426,6 +429,7 @@ static void fused_build(fused_net *m)
     m->outs[m->n_outs++] = long_chain(g, m->u, c);
     m->outs[m->n_outs++] = kn_graph_sum(g, kn_graph_mul(g, long_chain(g, m->u, c), m->u), 0, false);
     m->outs[m->n_outs++] = kn_graph_mean(g, kn_graph_tanh(g, kn_graph_mul(g, m->z, m->z)), 0, false);
+    m->outs[m->n_outs++] = kn_graph_sum(g, kn_graph_mul(g, m->v, m->v), 0, false); /* a split sum tail */
     for (int k = 0; k < 4; k++) {
         const int64_t n = fused_n[k];
         kn_node *s[2];
@@ -449,7 +453,9 @@ static void fused_feed(kn_plan *p, const fused_net *m, int step)
             y[i] = (float)kn_rng_uniform(31 + k, (uint64_t)step, (uint64_t)i) - 0.5f;
         }
     }
-    float *u = kn_plan_input_data(p, m->u), *z = kn_plan_input_data(p, m->z);
+    float *u = kn_plan_input_data(p, m->u), *z = kn_plan_input_data(p, m->z), *v = kn_plan_input_data(p, m->v);
+    for (int i = 0; v && i < FUSED_SPLIT; i++)
+        v[i] = (float)kn_rng_uniform(47, (uint64_t)step, (uint64_t)i) * 2 - 1;
     for (int i = 0; u && i < 3000; i++)
         u[i] = (float)kn_rng_uniform(41, (uint64_t)step, (uint64_t)i) * 8 - 4;
     for (int i = 0; z && i < 50; i++)
@@ -490,7 +496,7 @@ static void test_fused_steps(void)
         CHECK_OK(kn_plan_run(fp));
         CHECK_OK(kn_plan_run(up));
         CHECK_OK(kn_plan_run(cp));
-        for (int o2 = 0; o2 < 4; o2++) {
+        for (int o2 = 0; o2 < FUSED_OUTS; o2++) {
             int64_t n = kn_node_numel(f.outs[o2]);
             const float *a = kn_plan_data(fp, f.outs[o2]), *b = kn_plan_data(up, u.outs[o2]),
                         *r = kn_plan_data(cp, c.outs[o2]);

@@ -4,7 +4,8 @@
  * read back from device memory. External inputs are full-size or one element (stride 0). A
  * chain that ends in a sum or mean over every element reduces inside the same launch, with
  * reduce.cu's grouped reduction (cuda_reduce.cuh) and the same group size, so it adds in the
- * sum kernel's order. Each op is elementwise.cu's own scalar code (elementwise_math.cuh, whose
+ * sum kernel's order; over 65,536 elements or more, in two launches split into the same
+ * segments as the sum kernel's (the partials in the sum node's workspace). Each op is elementwise.cu's own scalar code (elementwise_math.cuh, whose
  * add/sub/mul/div cannot be contracted into an FMA across two ops), so a fused chain gives
  * the unfused ops' results bit for bit. The op list is copied to shared memory once per block.
  * Not here: chains of other dtypes than f32, broadcasts of more than one element (the pass
@@ -67,10 +68,30 @@ template <int R, int G> __global__ void chain_reduce_f32_kernel(int64_t n, cu_ch
         1, n, y, [](int64_t) { return (int64_t)0; }, [&](int64_t, int64_t, int64_t j) { return chain_at(s, j); });
 }
 
+/* Pass 1 of a split reduction tail (cuda_reduce.cuh), as the sum kernel splits it. */
+template <int R> __global__ void chain_split_f32_kernel(int64_t n, int64_t S, cu_chain c, float *__restrict__ part)
+{
+    const cu_chain &s = chain_shared(c);
+    kn__cu_segment_reduce<R>(
+        1, n, S, part, [](int64_t) { return (int64_t)0; }, [&](int64_t, int64_t, int64_t j) { return chain_at(s, j); });
+}
+
 template <int R> static kn_status chain_reduce_launch(const kn__kargs *a, const cu_chain &c, int64_t n)
 {
     KN_CU_CTX(a, ctx);
     float *y = (float *)a->dst;
+    const int64_t S = kn__cu_segments(1, n);
+    if (S > 1) {
+        if (!a->work)
+            return kn__cu_fail(a, KN_ERR_DEVICE, "no workspace for the partial sums of a chain's split reduction");
+        chain_split_f32_kernel<R><<<kn__cu_blocks(ctx, S, 1), KN_CU_THREADS, 0, ctx->stream>>>(n, S, c,
+                                                                                               (float *)a->work);
+        kn_status st = KN_CU_LAUNCHED(a, "chain_split_f32_kernel");
+        if (st)
+            return st;
+        kn__cu_partials_launch<R>(ctx, 1, S, n, (const float *)a->work, y);
+        return KN_CU_LAUNCHED(a, "kn__cu_partials_kernel");
+    }
     if (kn__cu_reduce_group(n) == 32)
         chain_reduce_f32_kernel<R, 32><<<1, KN_CU_THREADS, 0, ctx->stream>>>(n, c, y);
     else

@@ -27,10 +27,14 @@ template <int R> __device__ __forceinline__ float kn__cu_r_combine(float acc, fl
 }
 
 /* y[o] for o < outs, each over `count` items: base_of(o) once per output, then load(o, base, j)
- * for its items j. Every thread of the block must call it (it has barriers). */
+ * for its items j. A mean divides by `divisor` (default: count). Every thread of the block must
+ * call it (it has barriers). */
 template <int R, int G, class BaseOf, class Load>
-__device__ void kn__cu_group_reduce(int64_t outs, int64_t count, float *__restrict__ y, BaseOf base_of, Load load)
+__device__ void kn__cu_group_reduce(int64_t outs, int64_t count, float *__restrict__ y, BaseOf base_of, Load load,
+                                    int64_t divisor = -1)
 {
+    if (divisor < 0)
+        divisor = count;
     __shared__ float part[KN_CU_THREADS];
     const int groups_per_block = KN_CU_THREADS / G;
     const int lane = threadIdx.x % G, grp = threadIdx.x / G;
@@ -54,7 +58,7 @@ __device__ void kn__cu_group_reduce(int64_t outs, int64_t count, float *__restri
         if (lane == 0 && o < outs) {
             float v = part[threadIdx.x];
             if (R == KN_CU_R_MEAN)
-                v = count ? v / (float)count : NAN;
+                v = divisor ? v / (float)divisor : NAN;
             y[o] = v;
         }
         __syncthreads();
@@ -63,5 +67,64 @@ __device__ void kn__cu_group_reduce(int64_t outs, int64_t count, float *__restri
 
 /* Threads per output for a reduction over `count` items: a warp when the extent is small. */
 static inline int kn__cu_reduce_group(int64_t count) { return count <= 64 ? 32 : KN_CU_THREADS; }
+
+/* ---- split reductions ------------------------------------------------------------------------
+ * A few outputs over many items each (a full sum of a 400k-element gradient, the trainer's
+ * Σ g²) would keep one block busy and the rest of the GPU idle. Then each output's items are cut
+ * into segments of KN_CU_SEGMENT (a fixed size, so the order depends on the shape only, not on
+ * the GPU), one block group reduces each segment into a partial in the node's workspace, and a
+ * second launch reduces each output's partials in segment order: still deterministic. */
+#define KN_CU_SEGMENT 16384
+
+/* Segments per output (1: one pass). */
+static inline int64_t kn__cu_segments(int64_t outs, int64_t count)
+{
+    return outs <= 64 && count >= 4 * KN_CU_SEGMENT ? (count + KN_CU_SEGMENT - 1) / KN_CU_SEGMENT : 1;
+}
+
+/* Workspace of a reduction of `outs` outputs over `count` items: the partials when split. */
+static inline size_t kn__cu_split_workspace(int64_t outs, int64_t count)
+{
+    int64_t S = kn__cu_segments(outs, count);
+    return S > 1 ? (size_t)(outs * S) * sizeof(float) : 0;
+}
+
+/* Pass 1: part[o·S + s] = R over segment s of output o's items (a mean sums here). Items past
+ * `count` in the last segment load as R's identity. */
+template <int R, class BaseOf, class Load>
+__device__ void kn__cu_segment_reduce(int64_t outs, int64_t count, int64_t S, float *__restrict__ part, BaseOf base_of,
+                                      Load load)
+{
+    constexpr int R1 = R == KN_CU_R_MEAN ? KN_CU_R_SUM : R;
+    kn__cu_group_reduce<R1, KN_CU_THREADS>(
+        outs * S, KN_CU_SEGMENT, part, [&](int64_t os) { return base_of(os / S); },
+        [&](int64_t os, int64_t base, int64_t j) {
+            int64_t i = (os % S) * KN_CU_SEGMENT + j;
+            return i < count ? load(os / S, base, i) : kn__cu_r_init<R1>();
+        });
+}
+
+/* Pass 2: y[o] = R over part[o·S .. o·S + S), a mean divided by the items' count. */
+template <int R, int G>
+__global__ void kn__cu_partials_kernel(int64_t outs, int64_t S, int64_t count, const float *__restrict__ part,
+                                       float *__restrict__ y)
+{
+    kn__cu_group_reduce<R, G>(
+        outs, S, y, [&](int64_t o) { return o * S; }, [&](int64_t, int64_t base, int64_t j) { return part[base + j]; },
+        count);
+}
+
+/* Launches pass 2 on ctx's stream (pass 1 must be enqueued before). */
+template <int R>
+static inline void kn__cu_partials_launch(const kn__cuda_ctx *ctx, int64_t outs, int64_t S, int64_t count,
+                                          const float *part, float *y)
+{
+    if (kn__cu_reduce_group(S) == 32)
+        kn__cu_partials_kernel<R, 32><<<kn__cu_blocks(ctx, outs, KN_CU_THREADS / 32), KN_CU_THREADS, 0, ctx->stream>>>(
+            outs, S, count, part, y);
+    else
+        kn__cu_partials_kernel<R, KN_CU_THREADS><<<kn__cu_blocks(ctx, outs, 1), KN_CU_THREADS, 0, ctx->stream>>>(
+            outs, S, count, part, y);
+}
 
 #endif

@@ -2,7 +2,8 @@
  * (ai[0] bitmask), argmax over one axis (i64 result) and maxmin_bwd (the gradient of max/min,
  * split evenly between ties). Deterministic: a fixed group of threads (a warp when the
  * reduced extent is small, a block otherwise) reduces one output in a fixed tree order, no
- * atomics. NaN rules of the reference: max/min skip NaN (v > acc is false for NaN), argmax
+ * atomics; a few outputs over many items each split into fixed segments reduced in two
+ * launches (cuda_reduce.cuh). NaN rules of the reference: max/min skip NaN (v > acc is false for NaN), argmax
  * keeps the first strict maximum (and index 0 when x[0] is NaN).
  * Not here: mixed-precision accumulation (f32 in, f32 accumulate), reductions of f16/bf16. */
 #include "cuda_reduce.cuh"
@@ -57,6 +58,24 @@ __global__ void reduce_f32_kernel(int64_t outs, int64_t count, const float *__re
         [&](int64_t, int64_t base, int64_t j) { return x[base + walk(j, r.nr, r.rdim, r.rstride)]; });
 }
 
+/* Pass 1 of a split reduction (cuda_reduce.cuh): a block group per segment. */
+template <int R>
+__global__ void reduce_split_kernel(int64_t outs, int64_t count, int64_t S, const float *__restrict__ x,
+                                    float *__restrict__ part, kn__cu_rdesc r)
+{
+    kn__cu_segment_reduce<R>(
+        outs, count, S, part, [&](int64_t o) { return walk(o, r.nk, r.kdim, r.kstride); },
+        [&](int64_t, int64_t base, int64_t j) { return x[base + walk(j, r.nr, r.rdim, r.rstride)]; });
+}
+
+static size_t reduce_ws(const kn_node *n)
+{
+    kn__cu_rdesc r;
+    int64_t outs, count;
+    make_rdesc(n->src[0], (uint32_t)n->ai[0], &r, &outs, &count);
+    return kn__cu_split_workspace(outs, count);
+}
+
 template <int R> static kn_status reduce_launch(const kn__kargs *a)
 {
     KN_CU_CTX(a, ctx);
@@ -68,6 +87,19 @@ template <int R> static kn_status reduce_launch(const kn__kargs *a)
         return KN_OK;
     const float *in = (const float *)a->src[0];
     float *out = (float *)a->dst;
+    const int64_t S = kn__cu_segments(outs, count);
+    if (S > 1) {
+        if (!a->work)
+            return kn__cu_fail(a, KN_ERR_DEVICE, "no workspace for the partial sums of a split reduction");
+        float *part = (float *)a->work;
+        reduce_split_kernel<R><<<kn__cu_blocks(ctx, outs * S, 1), KN_CU_THREADS, 0, ctx->stream>>>(outs, count, S, in,
+                                                                                                   part, r);
+        kn_status st = KN_CU_LAUNCHED(a, "reduce_split_kernel");
+        if (st)
+            return st;
+        kn__cu_partials_launch<R>(ctx, outs, S, count, part, out);
+        return KN_CU_LAUNCHED(a, "kn__cu_partials_kernel");
+    }
     if (kn__cu_reduce_group(count) == 32) {
         unsigned blocks = kn__cu_blocks(ctx, outs, KN_CU_THREADS / 32);
         reduce_f32_kernel<R, 32><<<blocks, KN_CU_THREADS, 0, ctx->stream>>>(outs, count, in, out, r);
@@ -202,7 +234,9 @@ extern "C" void kn__cuda_register_reduce(kn__backend_kernel *t)
     kn__backend_kernel k = {};
     k.supports = kn__cu_f32_only;
     k.fn = reduce_f32;
+    k.workspace = reduce_ws;
     t[KN_OP_SUM] = t[KN_OP_MEAN] = t[KN_OP_MAX] = t[KN_OP_MIN] = k;
+    k.workspace = NULL;
     k.fn = argmax_f32;
     k.supports = argmax_supports;
     t[KN_OP_ARGMAX] = k;

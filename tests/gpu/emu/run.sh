@@ -1,6 +1,6 @@
 #!/bin/sh
 # run.sh — runs the GPU tests on the CPU emulator: the CUDA backend's sources as they are
-# (every .cu of src/backend/cuda rewritten by transform.py, plan_cuda.c, cuda_alloc.c,
+# (every .cu and .cuh of src/backend/cuda rewritten by transform.py, plan_cuda.c, cuda_alloc.c,
 # cuda_table.c, update_group.c) against emulated CUDA runtime, cuBLASLt and cuDNN (this folder), to check
 # the kernels' logic and accuracy and the plan's use of them on a machine without a GPU.
 #   EMU_TEST=ops (default): tests/gpu/test_cuda_ops.c, every op row against float64;
@@ -30,6 +30,9 @@ FLAGS="-O1 -g -w $SAN -I$EMU -Iinclude -Isrc -Isrc/backend/cuda"
 FLAGS="$FLAGS -DKN_HAVE_CUDNN" # conv.cu, plan_cuda.c and test_cuda_ops.c take their cuDNN path
 DEFS="-DKN_CUDA_HAVE_DATA_CHECK"
 rm -f "$OUTD"/*.o
+for f in src/backend/cuda/*.cuh; do # headers may launch too; the .cpp files include these copies
+    if grep -q '>>>(' "$f"; then python3 $EMU/transform.py "$f" "$OUTD/$(basename "$f")"; else cp "$f" "$OUTD/"; fi
+done
 for f in src/backend/cuda/*.cu; do
     n=$(basename "$f" .cu)
     DEFS="$DEFS -DKN_CUDA_FAMILY_$(echo "$n" | tr a-z A-Z)"
