@@ -5,9 +5,10 @@
  * chain that ends in a sum or mean over every element reduces inside the same launch, with
  * reduce.cu's grouped reduction (cuda_reduce.cuh) and the same group size, so it adds in the
  * sum kernel's order; over 65,536 elements or more, in two launches split into the same
- * segments as the sum kernel's (the partials in the sum node's workspace). Each op is elementwise.cu's own scalar code (elementwise_math.cuh, whose
- * add/sub/mul/div cannot be contracted into an FMA across two ops), so a fused chain gives
- * the unfused ops' results bit for bit. The op list is copied to shared memory once per block.
+ * segments as the sum kernel's (the partials in the sum node's workspace). Each op is
+ * elementwise.cu's own scalar code (elementwise_math.cuh, whose add/sub/mul/div cannot be
+ * contracted into an FMA across two ops), so a fused chain gives the unfused ops' results bit
+ * for bit. The op list is copied to shared memory once per block.
  * Not here: chains of other dtypes than f32, broadcasts of more than one element (the pass
  * forms neither). */
 #include "cuda_reduce.cuh"

@@ -1,8 +1,8 @@
 /* kern_check.cu — turns the data-error record of a CUDA kernel (cuda_kern_check.h: a label
  * outside [0, C), an embedding index outside [0, V), a load_batch row outside the table, Adam's
- * t < 1, a damaged int8 scale or zero point) into the KN_ERR_RANGE message the CPU kernel of the same op gives. Runs after the
- * kernel, synchronising the stream; the plan calls it for the nodes whose op
- * kn__cuda_op_checks_data names. */
+ * t < 1, a damaged int8 scale or zero point) into the KN_ERR_RANGE message the CPU kernel of
+ * the same op gives. Runs after the kernel, synchronising the stream; the plan calls it for
+ * the nodes whose op kn__cuda_op_checks_data names. */
 #include "cuda_kern_util.cuh"
 
 extern "C" {

@@ -462,8 +462,8 @@ static kn_status make_steps(kn__cuda_plan *d, char *msg, size_t size)
                         n->name);
             continue;
         }
-        if (v->chain && !kn__cuda_step_supported(n, &ws)) /* a sum/mean tail may want its workspace */
-            ws = 0;
+        if (v->chain) /* a sum/mean tail may want its sum node's workspace (0 when none) */
+            (void)kn__cuda_step_supported(n, &ws);
         ds->k = k;
         ds->args = *kn__plan_step_args(p, s); /* a chain step's args.chain comes with them */
         ds->args.dst = dev_addr(d, ds->v);

@@ -149,13 +149,12 @@ static qwork qwork_of(const qgeom &q)
 
 static size_t qgemm_workspace(const kn_node *n) { return qwork_of(qgeom_of(n)).total; }
 
-/* The input's 1/s and zero point; unusable parameters give 1 and 0 (the weights kernel reports
- * them), so no kernel ever rounds a NaN into an index. */
-__device__ static inline void q_input_params(const float *xq, float *inv, int *zp)
+/* The input's zero point, and 1/s; unusable parameters give 0 and 1 (the weights kernel
+ * reports them), so no kernel ever rounds a NaN into an index. */
+__device__ static inline int q_zero_point(const float *xq) { return kn__q_params_ok(xq[0], xq[1]) ? (int)xq[1] : 0; }
+__device__ static inline float q_inv_scale(const float *xq)
 {
-    bool ok = kn__q_params_ok(xq[0], xq[1]);
-    *inv = ok ? kn__q_inv(xq[0]) : 1.0f;
-    *zp = ok ? (int)xq[1] : 0;
+    return kn__q_params_ok(xq[0], xq[1]) ? kn__q_inv(xq[0]) : 1.0f;
 }
 
 /* Launch 1: one block per output channel o: its row as words of 4 k (k = (kh·KW + kw)·4·CW +
@@ -166,10 +165,8 @@ __global__ void qweights_kernel(qgeom q, const int8_t *__restrict__ w, const flo
                                 const float *__restrict__ xq, int *__restrict__ wq, int *__restrict__ corr,
                                 float *__restrict__ scale, kn__cuda_derr *err)
 {
-    __shared__ int part[KN_CU_THREADS];
-    float inv;
-    int zp;
-    q_input_params(xq, &inv, &zp);
+    __shared__ double scratch[32];
+    const int zp = q_zero_point(xq);
     const int64_t CB = q.CW * 4; /* bytes of channels per kernel tap */
     for (int64_t o = blockIdx.x; o < q.O; o += gridDim.x) {
         int sum = 0;
@@ -183,22 +180,15 @@ __global__ void qweights_kernel(qgeom q, const int8_t *__restrict__ w, const flo
             }
             wq[o * q.KG + k] = (int)word;
         }
-        part[threadIdx.x] = sum;
-        __syncthreads();
-        for (int s = KN_CU_THREADS / 2; s > 0; s >>= 1) {
-            if ((int)threadIdx.x < s)
-                part[threadIdx.x] += part[threadIdx.x + s];
-            __syncthreads();
-        }
+        const int total = (int)kn__cu_block_sum_f64(sum, scratch); /* exact: |Σw| ≤ 127·KN_Q_MAX_K */
         if (threadIdx.x == 0) {
-            corr[o] = (128 - zp) * part[0];
+            corr[o] = (128 - zp) * total;
             scale[o] = __fmul_rn(xq[0], ws[o]);
             if (!kn__q_wscale_ok(ws[o]))
                 kn__cu_derr_set(err, KN_CUDA_DERR_QPARAMS, 1 + o);
             if (o == 0 && !kn__q_params_ok(xq[0], xq[1]))
                 kn__cu_derr_set(err, KN_CUDA_DERR_QPARAMS, 0);
         }
-        __syncthreads(); /* part is reused by the block's next channel */
     }
 }
 
@@ -207,9 +197,8 @@ __global__ void qweights_kernel(qgeom q, const int8_t *__restrict__ w, const flo
 __global__ void qinput_kernel(qgeom q, const float *__restrict__ x, const float *__restrict__ xq,
                               int *__restrict__ xs)
 {
-    float inv;
-    int zp;
-    q_input_params(xq, &inv, &zp);
+    const float inv = q_inv_scale(xq);
+    const int zp = q_zero_point(xq);
     const int64_t words = q.N * q.H * q.W * q.G * q.CW;
     KN_CU_GRID_LOOP(i, words) {
         int64_t c4 = i % q.CW, g = i / q.CW % q.G, pix = i / (q.CW * q.G);
@@ -257,10 +246,7 @@ __global__ void qgemm_kernel(qgeom q, const int *__restrict__ wq, const int *__r
 {
     __shared__ int sw[QT_KW][QT_CH + 1], sx[QT_KW][QT_POS + 1];
     const int t = threadIdx.x, tx = t % 16, ty = t / 16, lane = t / 4, lw = (t % 4) * 2;
-    float inv;
-    int zp;
-    q_input_params(xq, &inv, &zp);
-    const int pad = (int)(((unsigned)(zp - 128) & 0xFFu) * 0x01010101u); /* the zero point, shifted */
+    const int pad = (int)(((unsigned)(q_zero_point(xq) - 128) & 0xFFu) * 0x01010101u); /* the zero point, shifted */
     const int64_t ch_tiles = (q.Og + QT_CH - 1) / QT_CH, pos_tiles = (q.P + QT_POS - 1) / QT_POS;
     const int64_t tiles = q.G * ch_tiles * pos_tiles;
     for (int64_t tile = blockIdx.x; tile < tiles; tile += gridDim.x) {

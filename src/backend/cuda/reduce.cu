@@ -3,8 +3,8 @@
  * split evenly between ties). Deterministic: a fixed group of threads (a warp when the
  * reduced extent is small, a block otherwise) reduces one output in a fixed tree order, no
  * atomics; a few outputs over many items each split into fixed segments reduced in two
- * launches (cuda_reduce.cuh). NaN rules of the reference: max/min skip NaN (v > acc is false for NaN), argmax
- * keeps the first strict maximum (and index 0 when x[0] is NaN).
+ * launches (cuda_reduce.cuh). NaN rules of the reference: max/min skip NaN (v > acc is false
+ * for NaN), argmax keeps the first strict maximum (and index 0 when x[0] is NaN).
  * Not here: mixed-precision accumulation (f32 in, f32 accumulate), reductions of f16/bf16. */
 #include "cuda_reduce.cuh"
 
